@@ -1,0 +1,109 @@
+"""Settings: defaults, then an optional TOML file, then ``AGENTOS_*`` environment variables.
+
+The TOML file is ``$AGENTOS_CONFIG`` if set, else ``./agentos.toml`` if present, else
+``<data_dir>/config.toml`` if present. Keys are the field names below (``model = "…"``); the env
+var for a field is ``AGENTOS_`` + its name in capitals (``AGENTOS_MODEL``). An invalid value fails
+at start with :class:`~agentos.errors.ConfigError` naming the setting, where it came from, and
+the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agentos.errors import ConfigError
+
+__all__ = ["DEFAULT_MODEL", "Settings", "load_settings"]
+
+DEFAULT_MODEL = "local/qwen2.5-coder-1.5b"
+
+
+class Settings(BaseModel):
+    """Every agentos setting, validated when built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".agentos",
+                           description="where the run store, models and memory live")
+    model: str = Field(DEFAULT_MODEL, min_length=1, description="default litellm model string")
+    policy: Literal["fifo", "round_robin", "priority", "fair_share"] = "fifo"
+    max_concurrency: int = Field(4, ge=1, le=1024, description="default slots per resource pool")
+    max_steps: int = Field(12, ge=1, le=1000, description="agent loop steps before it stops")
+    max_tool_retries: int = Field(3, ge=0, le=20, description="corrections of bad tool calls")
+    timeout_s: float = Field(600.0, gt=0, description="per-syscall timeout")
+    max_retries: int = Field(3, ge=0, le=20, description="retries of transient provider errors")
+    rpm: float | None = Field(None, gt=0, description="requests per minute per model")
+    tpm: float | None = Field(None, gt=0, description="tokens per minute per model")
+    budget_tokens: int | None = Field(None, ge=0)
+    budget_cost: float | None = Field(None, ge=0)
+    budget_wall_s: float | None = Field(None, gt=0)
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "runs.sqlite"
+
+
+def _config_file(env: dict[str, str]) -> Path | None:
+    if "AGENTOS_CONFIG" in env:
+        path = Path(env["AGENTOS_CONFIG"]).expanduser()
+        if not path.is_file():
+            raise ConfigError("AGENTOS_CONFIG", f"{path} does not exist; fix the path or unset it")
+        return path
+    local = Path("agentos.toml")
+    if local.is_file():
+        return local
+    data_dir = Path(env.get("AGENTOS_DATA_DIR", Path.home() / ".agentos")).expanduser()
+    default = data_dir / "config.toml"
+    return default if default.is_file() else None
+
+
+def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from the TOML file, ``AGENTOS_*`` env vars and keyword overrides (last wins).
+
+    Raises:
+        ConfigError: a value is invalid or unknown; the message names the setting and its source.
+    """
+    env = dict(os.environ if env is None else env)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    path = _config_file(env)
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(str(path), f"not valid TOML ({error})") from None
+        section = data.get("agentos", data)
+        for key, value in section.items():
+            values[key] = value
+            sources[key] = f"{key} in {path}"
+    for name in Settings.model_fields:
+        var = f"AGENTOS_{name.upper()}"
+        if var in env:
+            raw = env[var]
+            values[name] = None if raw.lower() in {"", "none"} else raw
+            sources[name] = var
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = value
+            sources[key] = key
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        source = sources.get(field, field)
+        if first["type"] == "extra_forbidden":
+            known = ", ".join(Settings.model_fields)
+            raise ConfigError(source, f"unknown setting; known settings: {known}") from None
+        description = Settings.model_fields[field].description if field in Settings.model_fields else ""
+        raise ConfigError(
+            source,
+            f"{first['msg']} (got {first.get('input')!r})"
+            + (f"; it sets the {description}" if description else "")
+            + ". Fix the value or remove it to use the default.",
+        ) from None

@@ -1,0 +1,118 @@
+"""Every error agentos raises, split by who must act.
+
+- :class:`UserError` family: misuse (bad config, unknown tool, invalid settings). Raised early; the
+  message says how to fix it.
+- :class:`RunError` family: something went wrong while a run was going (a budget ran out, a tool
+  failed, a provider failed). The run store keeps what was done before it.
+- Loop signals (:class:`ToolRetry`): not failures; the agent loop turns them into a message the
+  LLM can act on.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentosError",
+    "BudgetExceeded",
+    "Cancelled",
+    "ConfigError",
+    "InvalidToolCall",
+    "ProviderError",
+    "RunError",
+    "SyscallTimeout",
+    "ToolFailed",
+    "ToolRetry",
+    "UnknownTool",
+    "UserError",
+]
+
+
+class AgentosError(Exception):
+    """Base class of every agentos error."""
+
+
+# --- misuse: the caller must change something -------------------------------------------------
+
+
+class UserError(AgentosError):
+    """The caller used agentos wrongly; the message says how to fix it."""
+
+
+class ConfigError(UserError):
+    """A setting (env var, TOML file or argument) is invalid.
+
+    Attributes:
+        setting: the name of the offending setting, e.g. ``AGENTOS_MAX_STEPS``.
+    """
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"invalid setting {setting}: {message}")
+        self.setting = setting
+
+
+class UnknownTool(UserError):
+    """A tool name that no registry knows."""
+
+
+# --- run errors: the run ended or a syscall failed --------------------------------------------
+
+
+class RunError(AgentosError):
+    """A run could not go on as asked."""
+
+
+class BudgetExceeded(RunError):
+    """A syscall would take a run or an agent over one of its budgets.
+
+    Attributes:
+        scope: ``"run"`` or ``"agent:<name>"``.
+        resource: which budget: ``"tokens"``, ``"cost"``, ``"wall_s"`` or ``"energy_j"``.
+        limit: the budget.
+        used: what had been used when the syscall was refused.
+    """
+
+    def __init__(self, scope: str, resource: str, limit: float, used: float, needed: float = 0.0):
+        self.scope, self.resource, self.limit, self.used, self.needed = (
+            scope, resource, limit, used, needed,
+        )
+        super().__init__(
+            f"{scope} budget for {resource} exceeded: limit {limit:g}, used {used:g}"
+            + (f", this syscall needs ~{needed:g} more" if needed else "")
+            + ". Raise the budget (Budget(...)) or shorten the task."
+        )
+
+
+class ProviderError(RunError):
+    """An LLM provider call failed.
+
+    Attributes:
+        transient: whether retrying may help (429, 5xx, timeouts, dropped connections).
+        status: the HTTP-like status code when known.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False, status: int | None = None):
+        super().__init__(message)
+        self.transient = transient
+        self.status = status
+
+
+class SyscallTimeout(RunError, TimeoutError):
+    """A syscall took longer than its timeout (counts as transient for retries)."""
+
+
+class Cancelled(RunError):
+    """The run was cancelled while this syscall was queued or running."""
+
+
+class ToolFailed(RunError):
+    """A tool raised. The agent loop reports it to the LLM; the original error is ``__cause__``."""
+
+
+# --- loop signals -----------------------------------------------------------------------------
+
+
+class ToolRetry(AgentosError):
+    """Raised by a tool (or the loop) to ask the LLM to try again with the message as guidance."""
+
+
+class InvalidToolCall(ToolRetry):
+    """The LLM's tool call was malformed, named an unknown tool, or had invalid arguments."""

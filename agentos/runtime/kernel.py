@@ -1,0 +1,371 @@
+"""The kernel: every agent action that costs something is a syscall that goes through here.
+
+A syscall (an LLM completion, a tool call, a memory operation, a publish) is checked against the
+run's and the agent's budgets, queued on its resource pool by the scheduler, run with a timeout
+and retries, and recorded in the run store with its queue wait, service time, tokens, cost,
+energy and outcome. The kernel is async inside; :class:`~agentos.Agent` gives scripts a sync
+facade.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from agentos.errors import (
+    BudgetExceeded,
+    Cancelled,
+    InvalidToolCall,
+    ProviderError,
+    SyscallTimeout,
+    ToolFailed,
+    ToolRetry,
+    UnknownTool,
+)
+from agentos.runtime.llm.gateway import resolve_llm
+from agentos.runtime.llm.types import LLM, Completion, Message, estimate_tokens
+from agentos.runtime.registry import ToolRegistry
+from agentos.runtime.scheduler import (
+    Budget,
+    PoolConfig,
+    RetryPolicy,
+    Scheduler,
+    Usage,
+    check_budget,
+    is_transient,
+)
+from agentos.runtime.store import RunStore
+
+if TYPE_CHECKING:
+    from agentos.config import Settings
+    from agentos.runtime.bus import Bus
+
+__all__ = ["Kernel", "Run"]
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Run:
+    """One run: its id, budgets and what it and each of its agents used so far."""
+
+    id: str
+    name: str
+    budget: Budget | None = None
+    usage: Usage = field(default_factory=Usage)
+    agent_budgets: dict[str, Budget] = field(default_factory=dict)
+    agent_usage: dict[str, Usage] = field(default_factory=dict)
+    status: str = "running"
+
+    def agent(self, name: str) -> Usage:
+        usage = self.agent_usage.get(name)
+        if usage is None:
+            usage = self.agent_usage[name] = Usage(started_at=self.usage.started_at)
+        return usage
+
+
+class Kernel:
+    """Owns the scheduler, message bus, run store, LLM gateway and tool registry.
+
+    Args:
+        settings: defaults come from :func:`agentos.config.load_settings`.
+        store: a :class:`RunStore` or a path; defaults to ``<data_dir>/runs.sqlite``.
+        bus: a message bus backend; defaults to the in-process bus on first use.
+        registry: the tools agents may name by string; defaults to the discovered plug-ins.
+        clock: wall-clock seconds (monotonic), for tests.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: RunStore | str | None = None,
+        bus: Bus | None = None,
+        registry: ToolRegistry | None = None,
+        scheduler: Scheduler | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if settings is None:
+            from agentos.config import load_settings
+
+            settings = load_settings()
+        self.settings = settings
+        if store is None:
+            store = settings.store_path
+        self.store = store if isinstance(store, RunStore) else RunStore(store)
+        self.store.mark_abandoned()
+        self.scheduler = scheduler or Scheduler(
+            PoolConfig(
+                max_concurrency=settings.max_concurrency,
+                policy=settings.policy,
+                rpm=settings.rpm,
+                tpm=settings.tpm,
+            ),
+            clock=clock,
+        )
+        self.retry = RetryPolicy(max_retries=settings.max_retries)
+        self._clock = clock
+        self._bus = bus
+        self._registry = registry
+        self._llms: dict[str, LLM] = {}
+        self._runs: dict[str, Run] = {}
+
+    # --- components ---------------------------------------------------------------------------
+
+    @property
+    def registry(self) -> ToolRegistry:
+        """Tools known by name: built-ins and ``agentos.tools`` entry points (loaded once)."""
+        if self._registry is None:
+            self._registry = ToolRegistry(discover=True)
+        return self._registry
+
+    @property
+    def bus(self) -> Bus:
+        """The message bus (in-process unless one was given)."""
+        if self._bus is None:
+            from agentos.runtime.bus import InProcessBus
+
+            self._bus = InProcessBus()
+        return self._bus
+
+    def configure_pool(self, resource: str, **limits: Any) -> None:
+        """Set a resource pool's limits, e.g. ``configure_pool("llm:openai/gpt-4o", rpm=60)``.
+
+        Raises:
+            ValueError: a limit is out of range.
+        """
+        self.scheduler.configure(resource, PoolConfig(**limits))
+
+    # --- runs ---------------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        name: str,
+        task: str | None = None,
+        *,
+        budget: Budget | None = None,
+        run_id: str | None = None,
+    ) -> Run:
+        """Open a run; its usage clock starts now."""
+        if budget is None:
+            s = self.settings
+            if s.budget_tokens is not None or s.budget_cost is not None or s.budget_wall_s:
+                budget = Budget(tokens=s.budget_tokens, cost=s.budget_cost, wall_s=s.budget_wall_s)
+        run = Run(self.store.start_run(name, task, run_id), name, budget)
+        run.usage.started_at = self._clock()
+        self._runs[run.id] = run
+        return run
+
+    def end_run(
+        self, run: Run, status: str, result: str | None = None, error: str | None = None
+    ) -> None:
+        run.status = status
+        self.store.end_run(run.id, status, result, error, run.usage.as_dict())
+        self._runs.pop(run.id, None)
+
+    def set_agent_budget(self, run: Run, agent: str, budget: Budget) -> None:
+        run.agent_budgets[agent] = budget
+
+    def cancel(self, run: Run | str) -> int:
+        """Cancel every queued or running syscall of a run; returns how many were cancelled."""
+        return self.scheduler.cancel(run if isinstance(run, str) else run.id)
+
+    # --- the syscall path ---------------------------------------------------------------------
+
+    async def syscall(
+        self,
+        run: Run,
+        agent: str,
+        kind: str,
+        resource: str,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        name: str | None = None,
+        est_tokens: int = 0,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        priority: float = 0.0,
+        weight: float = 1.0,
+        detail: dict[str, Any] | None = None,
+    ) -> T:
+        """Run ``fn`` as a governed, recorded syscall.
+
+        Raises:
+            BudgetExceeded: before queueing, when the run or the agent is out of budget.
+            SyscallTimeout, Cancelled: as the scheduler raises them.
+            Exception: whatever ``fn`` raised after retries.
+        """
+        now = self._clock()
+        agent_usage = run.agent(agent)
+        try:
+            check_budget("run", run.budget, run.usage, now, est_tokens)
+            check_budget(f"agent:{agent}", run.agent_budgets.get(agent), agent_usage, now, est_tokens)
+        except BudgetExceeded as error:
+            self._record(run, agent, kind, resource, name, now, 0.0, 0.0, 0, "budget_exceeded",
+                         error=str(error), detail=detail)
+            raise
+        timeout = timeout or self.settings.timeout_s
+        if run.budget is not None and run.budget.wall_s is not None:
+            timeout = min(timeout, max(0.001, run.budget.wall_s - (now - run.usage.started_at)))
+        try:
+            outcome = await self.scheduler.submit(
+                resource, fn, share_key=agent, run_id=run.id, priority=priority, weight=weight,
+                est_tokens=est_tokens, timeout=timeout, retry=retry,
+            )
+        except BaseException as error:
+            status = (
+                "timeout" if isinstance(error, SyscallTimeout)
+                else "cancelled" if isinstance(error, Cancelled)
+                else "error"
+            )
+            self._record(run, agent, kind, resource, name, now, 0.0, self._clock() - now, 1,
+                         status, error=f"{type(error).__name__}: {error}", detail=detail)
+            raise
+        value = outcome.value
+        p = c = 0
+        cost = energy = 0.0
+        if isinstance(value, Completion):
+            p, c, cost, energy = value.prompt_tokens, value.completion_tokens, value.cost, value.energy_j
+            if est_tokens:
+                self.scheduler.settle_tokens(resource, est_tokens, p + c)
+        run.usage.add(kind, p, c, cost, energy)
+        agent_usage.add(kind, p, c, cost, energy)
+        self._record(run, agent, kind, resource, name, now, outcome.queue_wait,
+                     outcome.service_time, outcome.attempts, "ok", p, c, cost, energy,
+                     detail=detail)
+        return value
+
+    def _record(
+        self, run: Run, agent: str, kind: str, resource: str, name: str | None, submitted: float,
+        wait: float, service: float, attempts: int, outcome: str, p: int = 0, c: int = 0,
+        cost: float = 0.0, energy: float = 0.0, error: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        self.store.record_syscall(
+            run.id, agent, kind, resource, name, submitted, wait, service, attempts, outcome,
+            p, c, cost, energy, error, detail,
+        )
+
+    # --- syscalls -----------------------------------------------------------------------------
+
+    def llm_for(self, model: str | LLM) -> LLM:
+        if not isinstance(model, str):
+            return resolve_llm(model)
+        llm = self._llms.get(model)
+        if llm is None:
+            llm = self._llms[model] = resolve_llm(model)
+            if model.startswith("local/"):
+                self._configure_local_pool(model)
+        return llm
+
+    def _configure_local_pool(self, model: str) -> None:
+        """The local model's parallel slots become its pool's concurrency: the scheduler owns them."""
+        from agentos.runtime.llm.local import default_slots
+
+        self.scheduler.configure(
+            f"llm:{model}",
+            PoolConfig(max_concurrency=default_slots(), policy=self.settings.policy),
+        )
+
+    async def llm(
+        self,
+        run: Run,
+        agent: str,
+        model: str | LLM,
+        messages: list[Message],
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        fallbacks: Sequence[str | LLM] = (),
+        priority: float = 0.0,
+        weight: float = 1.0,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> Completion:
+        """An LLM completion as a syscall, retried on transient errors, then tried on fallbacks.
+
+        Raises:
+            BudgetExceeded: the run or agent is out of budget.
+            ProviderError: every model failed; the last error.
+        """
+        est = estimate_tokens(messages) + int(params.get("max_tokens") or 0)
+        candidates = [model, *fallbacks]
+        last: BaseException | None = None
+        for candidate in candidates:
+            llm = self.llm_for(candidate)
+            try:
+                return await self.syscall(
+                    run, agent, "llm", f"llm:{llm.name}",
+                    lambda llm=llm: llm.complete(messages, tools, **params),
+                    name=llm.name, est_tokens=est, timeout=timeout, retry=self.retry,
+                    priority=priority, weight=weight,
+                    detail={"messages": len(messages), "tools": len(tools or ())},
+                )
+            except (ProviderError, SyscallTimeout) as error:
+                if not is_transient(error):
+                    raise
+                last = error
+        assert last is not None
+        raise last
+
+    async def call_tool(
+        self,
+        run: Run,
+        agent: str,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        registry: ToolRegistry | None = None,
+        timeout: float | None = None,
+        priority: float = 0.0,
+    ) -> Any:
+        """Validate and run a tool as a syscall.
+
+        Raises:
+            UnknownTool, InvalidToolCall: the call is wrong (recorded as ``invalid``); the agent
+                loop sends the message back to the LLM.
+            ToolFailed: the tool raised; the original exception is ``__cause__``.
+            BudgetExceeded: the run or agent is out of budget.
+        """
+        registry = registry or self.registry
+        now = self._clock()
+        try:
+            t = registry.get(name)
+            values = t.validate(arguments)
+        except (UnknownTool, InvalidToolCall) as error:
+            self._record(run, agent, "tool", f"tool:{name}", name, now, 0.0, 0.0, 0, "invalid",
+                         error=str(error), detail={"arguments": arguments})
+            raise
+        resource = f"tool:{name}"
+        if t.concurrency is not None and self.scheduler.pool_config(resource).max_concurrency != t.concurrency:
+            self.scheduler.configure(resource, PoolConfig(max_concurrency=t.concurrency))
+
+        async def invoke() -> Any:
+            try:
+                return await t.acall(values)
+            except (ToolRetry, BudgetExceeded, Cancelled):
+                raise
+            except Exception as error:
+                raise ToolFailed(f"tool {name} failed: {type(error).__name__}: {error}") from error
+
+        return await self.syscall(
+            run, agent, "tool", resource, invoke, name=name, timeout=timeout, priority=priority,
+            detail={"arguments": arguments},
+        )
+
+    async def publish(
+        self, run: Run, agent: str, topic: str, payload: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Publish on the message bus as a syscall; the message is also kept in the run store."""
+
+        async def send() -> Any:
+            return await self.bus.publish(topic, payload, headers=headers)
+
+        message = await self.syscall(run, agent, "publish", f"bus:{topic}", send, name=topic)
+        self.store.record_message(run.id, topic, agent, payload)
+        return message
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,142 @@
+"""Rate limits and budgets: plain values and pure arithmetic, no clocks of their own.
+
+Every method that depends on time takes ``now`` so tests drive it with numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from agentos.errors import BudgetExceeded
+
+__all__ = ["Budget", "TokenBucket", "Usage", "check_budget"]
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """A token bucket: ``capacity`` tokens, refilled at ``rate`` tokens per second.
+
+    ``TokenBucket.per_minute(60)`` allows bursts of 60 and 1 per second sustained. The level may
+    go negative when actual usage (e.g. completion tokens) is charged after the fact; the debt is
+    repaid by refill before the next request passes.
+    """
+
+    capacity: float
+    rate: float
+    level: float = math.nan
+    updated: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.capacity <= 0 or self.rate <= 0:
+            raise ValueError(
+                f"token bucket needs capacity > 0 and rate > 0, got {self.capacity}, {self.rate}"
+            )
+        if math.isnan(self.level):
+            self.level = self.capacity
+
+    @classmethod
+    def per_minute(cls, limit: float, now: float = 0.0) -> TokenBucket:
+        return cls(capacity=limit, rate=limit / 60.0, updated=now)
+
+    def _refill(self, now: float) -> None:
+        if now > self.updated:
+            self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
+            self.updated = now
+
+    def wait_time(self, amount: float, now: float) -> float:
+        """Seconds until ``amount`` tokens are available (0 when they are now).
+
+        An amount larger than the capacity waits for a full bucket, so it is never starved.
+        """
+        self._refill(now)
+        need = min(amount, self.capacity) - self.level
+        return 0.0 if need <= 0 else need / self.rate
+
+    def take(self, amount: float, now: float) -> None:
+        """Remove ``amount`` tokens (the level may go negative: a debt)."""
+        self._refill(now)
+        self.level -= amount
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Upper limits for a run or an agent; ``None`` means unlimited.
+
+    Raises:
+        ValueError: a limit is negative.
+    """
+
+    tokens: int | None = None
+    cost: float | None = None  # US dollars, from litellm's cost map
+    wall_s: float | None = None
+    energy_j: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("tokens", "cost", "wall_s", "energy_j"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"Budget.{name} must be >= 0 or None, got {value}")
+
+
+@dataclass(slots=True)
+class Usage:
+    """What a run or an agent has consumed so far."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    energy_j: float = 0.0
+    syscalls: int = 0
+    started_at: float | None = None
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def add(
+        self,
+        kind: str,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        cost: float = 0.0,
+        energy_j: float = 0.0,
+    ) -> None:
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        self.cost += cost
+        self.energy_j += energy_j
+        self.syscalls += 1
+        self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "tokens": self.tokens,
+            "cost": self.cost,
+            "energy_j": self.energy_j,
+            "syscalls": self.syscalls,
+        }
+
+
+def check_budget(
+    scope: str, budget: Budget | None, usage: Usage, now: float, est_tokens: int = 0
+) -> None:
+    """Raise :class:`BudgetExceeded` when a syscall needing ``est_tokens`` would break ``budget``.
+
+    Pure: reads ``usage`` and ``now`` only.
+    """
+    if budget is None:
+        return
+    if budget.tokens is not None and usage.tokens + est_tokens > budget.tokens:
+        raise BudgetExceeded(scope, "tokens", budget.tokens, usage.tokens, est_tokens)
+    if budget.cost is not None and usage.cost >= budget.cost:
+        raise BudgetExceeded(scope, "cost", budget.cost, usage.cost)
+    if budget.energy_j is not None and usage.energy_j >= budget.energy_j:
+        raise BudgetExceeded(scope, "energy_j", budget.energy_j, usage.energy_j)
+    if budget.wall_s is not None and usage.started_at is not None:
+        elapsed = now - usage.started_at
+        if elapsed >= budget.wall_s:
+            raise BudgetExceeded(scope, "wall_s", budget.wall_s, elapsed)

@@ -1,0 +1,254 @@
+"""The tool API users write against: :func:`tool` for typed functions, :class:`Tool` for classes.
+
+A tool has a name, a description, a JSON schema for its arguments (from type hints and the
+Google-style docstring, or from a pydantic model) and validates arguments with pydantic before it
+runs. Invalid arguments raise :class:`~agentos.errors.InvalidToolCall`, which the agent loop sends
+back to the LLM as a correction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar, get_type_hints, overload
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from agentos.errors import InvalidToolCall, UserError
+
+__all__ = ["Tool", "tool"]
+
+_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_\-]{0,63}$")
+
+
+class Tool:
+    """A tool. Subclass it, or build one with :func:`tool`.
+
+    Subclasses set ``name``, ``description``, an ``Args`` pydantic model, and implement
+    ``run(self, **arguments)`` (sync or async)::
+
+        class Weather(Tool):
+            name = "weather"
+            description = "Current temperature in a city."
+
+            class Args(BaseModel):
+                city: str
+
+            def run(self, city: str) -> str:
+                ...
+
+    Attributes:
+        concurrency: at most this many calls of the tool run at once (a scheduler pool limit);
+            ``None`` uses the kernel's default.
+    """
+
+    name: ClassVar[str] | str = ""
+    description: ClassVar[str] | str = ""
+    Args: ClassVar[type[BaseModel]] | type[BaseModel]
+    concurrency: int | None = None
+
+    def __init__(self) -> None:
+        cls = type(self)
+        if not getattr(self, "name", ""):
+            raise UserError(f"tool class {cls.__name__} must set `name`")
+        if not getattr(self, "Args", None):
+            raise UserError(f"tool class {cls.__name__} must define an `Args` pydantic model")
+        _check_name(self.name)
+        self._schema = _clean_schema(self.Args.model_json_schema())
+
+    def run(self, **arguments: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.run is not implemented")
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The JSON schema of the arguments."""
+        return self._schema
+
+    def spec(self) -> dict[str, Any]:
+        """The OpenAI-style function spec sent to LLMs."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
+
+    def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Validated and coerced arguments.
+
+        Raises:
+            InvalidToolCall: the arguments do not fit the schema; the message lists each problem
+                and the expected schema, written for the LLM to correct its call.
+        """
+        if not isinstance(arguments, dict):
+            raise InvalidToolCall(
+                f"arguments for {self.name} must be a JSON object, got {type(arguments).__name__}"
+            )
+        try:
+            model = self.Args.model_validate(arguments)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(arguments)'}: {e['msg']}"
+                for e in error.errors()
+            )
+            raise InvalidToolCall(
+                f"invalid arguments for tool {self.name}: {problems}. "
+                f"Expected arguments matching this JSON schema: {self.parameters}"
+            ) from None
+        return {k: getattr(model, k) for k in type(model).model_fields}
+
+    async def acall(self, arguments: dict[str, Any]) -> Any:
+        """Validate ``arguments`` and run the tool (sync tools run in a worker thread)."""
+        values = self.validate(arguments)
+        if inspect.iscoroutinefunction(self.run):
+            return await self.run(**values)
+        return await asyncio.to_thread(self.run, **values)
+
+    def __call__(self, **arguments: Any) -> Any:
+        """Run the tool directly (sync), with validation."""
+        values = self.validate(arguments)
+        result = self.run(**values)
+        if inspect.isawaitable(result):
+            return asyncio.run(result)  # type: ignore[arg-type]
+        return result
+
+    def __repr__(self) -> str:
+        return f"<Tool {self.name}>"
+
+
+class FunctionTool(Tool):
+    """A tool made from a typed function by :func:`tool`."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        self.fn = fn
+        self.name = name or fn.__name__
+        summary, arg_docs = _parse_docstring(inspect.getdoc(fn) or "")
+        self.description = description or summary or self.name
+        self.concurrency = concurrency
+        self.Args = _args_model(fn, self.name, arg_docs)
+        self._is_async = inspect.iscoroutinefunction(fn)
+        super().__init__()
+
+    def run(self, **arguments: Any) -> Any:
+        return self.fn(**arguments)
+
+    async def acall(self, arguments: dict[str, Any]) -> Any:
+        values = self.validate(arguments)
+        if self._is_async:
+            return await self.fn(**values)
+        return await asyncio.to_thread(self.fn, **values)
+
+    def __call__(self, **arguments: Any) -> Any:
+        values = self.validate(arguments)
+        if self._is_async:
+            return asyncio.run(self.fn(**values))
+        return self.fn(**values)
+
+
+@overload
+def tool(fn: Callable[..., Any], /) -> FunctionTool: ...
+@overload
+def tool(
+    *, name: str | None = None, description: str | None = None, concurrency: int | None = None
+) -> Callable[[Callable[..., Any]], FunctionTool]: ...
+def tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    concurrency: int | None = None,
+) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
+    """Make a tool from a typed function; its docstring's summary and ``Args:`` become the spec.
+
+    Example::
+
+        @tool
+        def add(a: int, b: int) -> int:
+            '''Add two integers.
+
+            Args:
+                a: the first addend.
+                b: the second addend.
+            '''
+            return a + b
+
+    Raises:
+        UserError: a parameter has no type hint, or the name is not a valid tool name.
+    """
+
+    def build(f: Callable[..., Any]) -> FunctionTool:
+        return FunctionTool(f, name=name, description=description, concurrency=concurrency)
+
+    return build(fn) if fn is not None else build
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise UserError(
+            f"tool name {name!r} is invalid: use 1-64 letters, digits, '_' or '-', "
+            "starting with a letter or '_'"
+        )
+
+
+def _args_model(fn: Callable[..., Any], name: str, docs: dict[str, str]) -> type[BaseModel]:
+    from pydantic import Field
+
+    signature = inspect.signature(fn)
+    try:
+        hints = get_type_hints(fn)
+    except NameError as error:
+        raise UserError(f"tool {name}: cannot resolve a type hint ({error})") from error
+    fields: dict[str, Any] = {}
+    for param in signature.parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise UserError(f"tool {name}: *args/**kwargs are not supported; name each argument")
+        if param.name not in hints:
+            raise UserError(
+                f"tool {name}: parameter {param.name!r} needs a type hint so the LLM knows what "
+                "to pass (e.g. `query: str`)"
+            )
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[param.name] = (hints[param.name], Field(default, description=docs.get(param.name)))
+    model_name = "".join(part.capitalize() for part in re.split(r"[_\-]", name)) + "Args"
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        model_name, __config__=ConfigDict(extra="forbid"), **fields
+    )
+
+
+def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """Summary paragraph and ``Args:`` descriptions of a Google-style docstring."""
+    summary = doc.split("\n\n", 1)[0].strip().replace("\n", " ")
+    args: dict[str, str] = {}
+    match = re.search(r"^\s*(Args|Arguments|Parameters):\s*\n(.*?)(?:\n\s*\n|\Z)", doc, re.S | re.M)
+    if match:
+        current = None
+        for line in match.group(2).splitlines():
+            item = re.match(r"^\s*(\w+)(?:\s*\([^)]*\))?:\s*(.*)$", line)
+            if item:
+                current = item.group(1)
+                args[current] = item.group(2).strip()
+            elif current and line.strip():
+                args[current] += " " + line.strip()
+    return summary, args
+
+
+def _clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    schema = dict(schema)
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        if isinstance(prop, dict):
+            prop.pop("title", None)
+    schema.setdefault("properties", {})
+    return schema

@@ -1,0 +1,1 @@
+"""Local Mixture-of-Experts model: training, generation, scoring, upcycling."""
