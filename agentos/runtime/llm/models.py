@@ -26,13 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-try:  # the lead's errors module; fall back to local bases until it exists
-    from agentos.errors import UserError
-except ImportError:  # pragma: no cover - depends on the checkout's state
-
-    class UserError(Exception):  # type: ignore[no-redef]
-        """Misuse or missing setup; the message says how to fix it."""
-
+from agentos.errors import UserError
 
 __all__ = [
     "CATALOGUE",

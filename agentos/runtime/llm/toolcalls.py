@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentos.errors import InvalidToolCall
+
 __all__ = [
     "FINAL_ANSWER_KEY",
     "MalformedToolCall",
@@ -43,8 +45,8 @@ _TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
 ToolSpec = Mapping[str, Any]
 
 
-class MalformedToolCall(ValueError):
-    """A reply that tries to call a tool but cannot be used.
+class MalformedToolCall(InvalidToolCall, ValueError):
+    """A reply that tries to call a tool but cannot be used (an :class:`InvalidToolCall`).
 
     ``str(err)`` is a correction message for the model: what was wrong, and the expected format
     with the available tools. ``err.problem`` holds only the first part.
