@@ -376,20 +376,19 @@ def ring_attention(
     _check_layout(layout)
     if k.shape[2] != q.shape[2]:
         raise ValueError(f"q and k must hold the same local rows, got {q.shape[2]} and {k.shape[2]}")
+    local = q.shape[2]
+    if layout == "zigzag" and local % 2:
+        raise ValueError(
+            f"zigzag layout needs an even number of local rows, got {local}; pad the full "
+            "sequence with shard_sequence(x, rank, world_size, 'zigzag') (it pads to a multiple "
+            "of 2 * world_size) or use layout='contiguous'"
+        )
     if not dist.is_available() or not dist.is_initialized():
         raise RuntimeError(
             "ring_attention needs an initialised torch.distributed process group; call "
             "dist.init_process_group(...) or run under agentos.kernels.launch.spawn"
         )
     ring = _Ring(group, timeout_s)
-    local = q.shape[2]
-    n_local_chunks = 2 if layout == "zigzag" else 1
-    if local % n_local_chunks:
-        raise ValueError(
-            f"zigzag layout needs an even number of local rows, got {local}; pad the full "
-            "sequence with shard_sequence(x, rank, world_size, 'zigzag') (it pads to a multiple "
-            "of 2 * world_size) or use layout='contiguous'"
-        )
     full = local * ring.size
     seq_len = full if seq_len is None else seq_len
     if padded_length(seq_len, ring.size, layout) != full:
