@@ -1,0 +1,128 @@
+"""LocalEngine, server and CLI behaviour that needs no model file."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentos.errors import UserError
+from agentos.runtime.llm.local import EngineConfig, LocalEngine, _tool_messages, get_engine
+from agentos.runtime.llm.models import ModelCorrupt, ModelNotInstalled, UnknownModel
+from agentos.runtime.llm.server import PortInUse, check_port, serve
+
+ADD = {
+    "type": "function",
+    "function": {
+        "name": "add",
+        "description": "Add.",
+        "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+    },
+}
+
+
+@pytest.fixture
+def empty_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("AGENTOS_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_engine_errors_before_loading(empty_data_dir: Path) -> None:
+    with pytest.raises(UnknownModel, match="Known models"):
+        LocalEngine("gpt-17")
+    with pytest.raises(ModelNotInstalled, match="agentos models install qwen2.5-coder-0.5b"):
+        get_engine("qwen2.5-coder-0.5b")
+    with pytest.raises(UserError, match="n_parallel"):
+        EngineConfig(n_parallel=0)
+    with pytest.raises(UserError, match="bad local engine option"):
+        get_engine("qwen2.5-coder-0.5b", n_slots=3)
+
+
+def test_tool_conversation_is_rewritten_for_json_calls() -> None:
+    msgs = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "add 2"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "add", "arguments": '{"a": 2}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "2"},
+    ]
+    out = _tool_messages(msgs, [ADD], None)
+    assert out[0]["role"] == "system" and out[0]["content"].startswith("Be brief.")
+    assert '{"name": "<tool name>"' in out[0]["content"] and "final_answer" in out[0]["content"]
+    assert json.loads(out[2]["content"]) == {"name": "add", "arguments": {"a": 2}}
+    assert out[3] == {"role": "tool", "content": "2"}
+    forced = _tool_messages(msgs[1:2], [ADD], "add")
+    assert forced[0]["role"] == "system" and "You must call the tool add" in forced[0]["content"]
+    assert "final_answer" not in forced[0]["content"]
+
+
+def test_port_in_use_is_reported_before_the_model_loads(empty_data_dir: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(PortInUse, match=f"port {port} on 127.0.0.1 is already in use.*--port"):
+            check_port("127.0.0.1", port)
+        # the port check comes first: the model is not even looked up
+        with pytest.raises(PortInUse):
+            serve("no-such-model", port=port, block=False)
+    with pytest.raises(UserError, match="between 1 and 65535"):
+        check_port("127.0.0.1", 70000)
+
+
+def test_serve_refuses_unknown_missing_and_corrupt_models(
+    empty_data_dir: Path, free_port_local: int
+) -> None:
+    with pytest.raises(UnknownModel, match="qwen2.5-coder-1.5b \\(default\\)"):
+        serve("no-such-model", port=free_port_local, block=False)
+    with pytest.raises(ModelNotInstalled, match="agentos models install"):
+        serve("qwen2.5-coder-0.5b", port=free_port_local, block=False)
+    bad = empty_data_dir / "models" / "qwen2.5-coder-0.5b-instruct.gguf"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"GGUF" + b"\0" * 100)  # half-written
+    with pytest.raises(ModelCorrupt, match="truncated"):
+        serve("qwen2.5-coder-0.5b", port=free_port_local, block=False)
+
+
+@pytest.fixture
+def free_port_local() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_cli_commands(empty_data_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from agentos._cli_models import models_app
+
+    runner = CliRunner()
+    listed = runner.invoke(models_app, ["list"])
+    assert listed.exit_code == 0 and "qwen2.5-coder-1.5b" in listed.output
+    assert runner.invoke(models_app, ["verify"]).exit_code == 0  # nothing installed: nothing to do
+    bad = empty_data_dir / "models" / "qwen2.5-coder-0.5b-instruct.gguf"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"GGUF")
+    failed = runner.invoke(models_app, ["verify", "qwen2.5-coder-0.5b"])
+    assert failed.exit_code == 1
+    unknown = runner.invoke(models_app, ["install", "nope"])
+    assert isinstance(unknown.exception, UnknownModel)
+
+
+def test_cli_module_import_is_light() -> None:
+    code = (
+        "import sys, agentos._cli_models; "
+        "heavy = [m for m in ('litellm', 'xllamacpp', 'openai', 'torch') if m in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
