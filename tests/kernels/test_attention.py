@@ -219,11 +219,12 @@ def test_flops_match_prediction_and_fall_as_predicted() -> None:
     sw = [sliding_window_flops(b, h, n * 1024, d, 64) for n in (1, 2, 3)]
     assert sw[2] - sw[1] == sw[1] - sw[0]
     # ... about (2w - 1) / T of dense: each block of w queries meets 2w - 1 keys
-    assert sliding_window_flops(b, h, 4096, d, 64) / dense_flops(b, h, 4096, d) == pytest.approx((2 * 64 - 1) / 4096, rel=0.01)
+    ratio = sliding_window_flops(b, h, 4096, d, 64) / dense_flops(b, h, 4096, d)
+    assert ratio == pytest.approx((2 * 64 - 1) / 4096, rel=0.01)
     assert dense_flops(b, h, 8192, d) == 4 * dense_flops(b, h, 4096, d)
-    # dilation r cuts a branch's FLOPs by r^2 per head group, r head groups: by r overall
-    assert dilated_flops(b, h, 1024, d, [256], [1]) == 2 * dilated_flops(b, h, 1024, d, [256], [2])
-    assert dilated_flops(b, h, 1024, d, [256], [1]) == 4 * dilated_flops(b, h, 1024, d, [256], [4])
+    # dilation r: every head keeps 1/r of each segment's positions, so FLOPs fall by r^2
+    assert dilated_flops(b, h, 1024, d, [256], [1]) == 4 * dilated_flops(b, h, 1024, d, [256], [2])
+    assert dilated_flops(b, h, 1024, d, [256], [1]) == 16 * dilated_flops(b, h, 1024, d, [256], [4])
     # segment length w: T/w segments of w^2 -> linear in w
     assert dilated_flops(b, h, 1024, d, [512], [1]) == 2 * dilated_flops(b, h, 1024, d, [256], [1])
 
