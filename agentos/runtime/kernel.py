@@ -207,14 +207,21 @@ class Kernel:
                          error=str(error), detail=detail)
             raise
         timeout = timeout or self.settings.timeout_s
-        if run.budget is not None and run.budget.wall_s is not None:
-            timeout = min(timeout, max(0.001, run.budget.wall_s - (now - run.usage.started_at)))
+        deadline, wall_scope = self._deadline(run, agent)
         try:
             outcome = await self.scheduler.submit(
                 resource, fn, share_key=agent, run_id=run.id, priority=priority, weight=weight,
-                est_tokens=est_tokens, timeout=timeout, retry=retry,
+                est_tokens=est_tokens, timeout=timeout, retry=retry, deadline=deadline,
             )
         except BaseException as error:
+            if (isinstance(error, SyscallTimeout) and deadline is not None
+                    and self._clock() >= deadline):
+                budget_error = BudgetExceeded(
+                    wall_scope, "wall_s", self._wall_limit(run, agent), self._clock() - now
+                )
+                self._record(run, agent, kind, resource, name, now, 0.0, self._clock() - now, 1,
+                             "budget_exceeded", error=str(budget_error), detail=detail)
+                raise budget_error from error
             status = (
                 "timeout" if isinstance(error, SyscallTimeout)
                 else "cancelled" if isinstance(error, Cancelled)
@@ -236,6 +243,23 @@ class Kernel:
                      outcome.service_time, outcome.attempts, "ok", p, c, cost, energy,
                      detail=detail)
         return value
+
+    def _deadline(self, run: Run, agent: str) -> tuple[float | None, str]:
+        """The earliest wall-time deadline of the run's and the agent's budgets."""
+        best: tuple[float | None, str] = (None, "run")
+        for scope, budget, usage in (
+            ("run", run.budget, run.usage),
+            (f"agent:{agent}", run.agent_budgets.get(agent), run.agent(agent)),
+        ):
+            if budget is not None and budget.wall_s is not None and usage.started_at is not None:
+                deadline = usage.started_at + budget.wall_s
+                if best[0] is None or deadline < best[0]:
+                    best = (deadline, scope)
+        return best
+
+    def _wall_limit(self, run: Run, agent: str) -> float:
+        budgets = [run.budget, run.agent_budgets.get(agent)]
+        return min(b.wall_s for b in budgets if b is not None and b.wall_s is not None)
 
     def _record(
         self, run: Run, agent: str, kind: str, resource: str, name: str | None, submitted: float,

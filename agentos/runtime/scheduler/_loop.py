@@ -179,10 +179,12 @@ class Scheduler:
         est_tokens: int = 0,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
+        deadline: float | None = None,
     ) -> Outcome[T]:
         """Queue ``fn`` on ``resource``, run it when dispatched, retry transient failures.
 
-        Each attempt queues again, so a backing-off syscall does not hold a slot.
+        Each attempt queues again, so a backing-off syscall does not hold a slot. ``deadline``
+        (on the scheduler's clock) bounds every attempt's timeout; nothing is retried past it.
 
         Raises:
             SyscallTimeout: the last attempt ran longer than ``timeout``.
@@ -194,13 +196,19 @@ class Scheduler:
         attempt = 0
         queue_wait = 0.0
         while True:
+            limit = timeout
+            if deadline is not None:
+                left = max(0.001, deadline - self._clock())
+                limit = left if limit is None else min(limit, left)
             try:
                 value, waited, service = await self._run_once(
-                    resource, fn, share_key, run_id, priority, weight, est_tokens, timeout
+                    resource, fn, share_key, run_id, priority, weight, est_tokens, limit
                 )
                 return Outcome(value, queue_wait + waited, service, attempt + 1)
             except Exception as error:
                 if retry is None or attempt >= retry.max_retries or not is_transient(error):
+                    raise
+                if deadline is not None and self._clock() >= deadline:
                     raise
                 await asyncio.sleep(retry.delay(attempt, self._rng))
                 attempt += 1
@@ -280,7 +288,10 @@ class Scheduler:
                     pool.timer = asyncio.get_running_loop().call_later(wait, self._wake, pool)
                 return
             del pool.queue[item.seq]
-            pool.state.dispatched(item)
+            pool.state.dispatched(
+                item,
+                [j.pending for j in pool.queue.values()] if pool.config.policy == "fair_share" else (),
+            )
             if pool.rpm is not None:
                 pool.rpm.take(1, now)
             if pool.tpm is not None and job.est_tokens:

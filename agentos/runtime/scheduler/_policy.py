@@ -10,9 +10,11 @@ Policies:
     round_robin: agents take turns; within an agent, FIFO.
     priority: highest ``priority + aging_rate * waited_seconds`` first (aging stops starvation);
         ties go to the earliest submitted.
-    fair_share: weighted fair share across agents (or crews, by ``share_key``): the agent with
-        the least ``service_received / weight`` goes next (start-time fair queuing). A newly
-        active agent starts at the current minimum, so idling does not bank credit.
+    fair_share: weighted fair queuing across agents (or crews, by ``share_key``): each key has a
+        finish tag that grows by ``cost / weight`` per dispatched call; the head call with the
+        smallest finish tag goes next, so service is proportional to weight. A call starts no
+        earlier than the start tag of the last dispatched call (the virtual clock), so an agent
+        that was idle does not bank credit.
 """
 
 from __future__ import annotations
@@ -47,19 +49,35 @@ class PolicyState:
     aging_rate: float = 1.0  # priority points gained per second waited
     last_key: str | None = None  # round robin: who went last
     order: list[str] = field(default_factory=list)  # round robin: keys in first-seen order
-    virtual: dict[str, float] = field(default_factory=dict)  # fair share: service / weight
+    virtual: dict[str, float] = field(default_factory=dict)  # fair share: finish tag per key
+    start: dict[str, float] = field(default_factory=dict)  # fair share: start tag of backlogged keys
+    clock: float = 0.0  # fair share: the largest start tag dispatched so far
 
-    def dispatched(self, item: Pending) -> None:
-        """Record that ``item`` was dispatched."""
+    def start_tag(self, key: str) -> float:
+        """Fair share: when ``key``'s next call starts in virtual time."""
+        tag = self.start.get(key)
+        return max(self.virtual.get(key, 0.0), self.clock) if tag is None else tag
+
+    def dispatched(self, item: Pending, remaining: Sequence[Pending] = ()) -> None:
+        """Record that ``item`` was dispatched; ``remaining`` is the queue after it left."""
         if self.policy == "round_robin":
             self.last_key = item.share_key
             if item.share_key not in self.order:
                 self.order.append(item.share_key)
         elif self.policy == "fair_share":
-            base = self.virtual.get(item.share_key)
-            if base is None:
-                base = min(self.virtual.values(), default=0.0)
-            self.virtual[item.share_key] = base + item.cost / item.weight
+            key = item.share_key
+            start = self.start_tag(key)
+            self.virtual[key] = start + item.cost / item.weight
+            self.clock = max(self.clock, start)
+            # A key's start tag is pinned when it becomes backlogged and advances by its own
+            # service only; a key that goes idle loses its tag and rejoins at the clock.
+            backlogged = {p.share_key for p in remaining}
+            self.start = {k: v for k, v in self.start.items() if k in backlogged}
+            if key in backlogged:
+                self.start[key] = self.virtual[key]
+            for k in backlogged:
+                if k not in self.start:
+                    self.start[k] = max(self.virtual.get(k, 0.0), self.clock)
 
 
 def choose(pending: Sequence[Pending], state: PolicyState, now: float) -> Pending | None:
@@ -80,11 +98,7 @@ def choose(pending: Sequence[Pending], state: PolicyState, now: float) -> Pendin
     if policy == "round_robin":
         return _round_robin(pending, state)
     if policy == "fair_share":
-        floor = min(state.virtual.values(), default=0.0)
-        return min(
-            pending,
-            key=lambda p: (state.virtual.get(p.share_key, floor) + p.cost / p.weight, p.seq),
-        )
+        return min(pending, key=lambda p: (state.start_tag(p.share_key) + p.cost / p.weight, p.seq))
     raise ValueError(f"unknown scheduling policy {policy!r}; choose one of {POLICIES}")
 
 

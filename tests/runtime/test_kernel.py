@@ -1,0 +1,156 @@
+"""The kernel governs and records every syscall: budgets, fallbacks, cancellation, the run store."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from agentos import Agent, Budget, Kernel, load_settings, tool
+from agentos.errors import BudgetExceeded, ProviderError
+from agentos.runtime.llm.types import Completion
+from agentos.testing import FunctionLLM, ScriptedLLM, call
+
+
+@pytest.fixture
+def kernel(tmp_path: Path) -> Kernel:
+    k = Kernel(load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path), "AGENTOS_MAX_RETRIES": "2"}))
+    yield k
+    k.close()
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def test_every_syscall_is_recorded_with_usage(kernel: Kernel) -> None:
+    llm = ScriptedLLM([call("add", a=2, b=3), "5"])
+    result = Agent("calc", llm=llm, tools=[add]).run("2+3?", kernel=kernel)
+    rows = kernel.store.syscalls(result.run_id)
+    assert [(r.kind, r.name, r.outcome) for r in rows] == [
+        ("llm", "scripted", "ok"), ("tool", "add", "ok"), ("llm", "scripted", "ok"),
+    ]
+    assert all(r.agent == "calc" and r.queue_wait_s >= 0 and r.service_s >= 0 for r in rows)
+    assert rows[0].prompt_tokens > 0 and rows[0].completion_tokens > 0
+    run = kernel.store.get_run(result.run_id)
+    assert run is not None and run.status == "succeeded" and run.result == "5"
+    assert run.usage["tokens"] == sum(r.prompt_tokens + r.completion_tokens for r in rows)
+
+
+def test_token_budget_ends_the_run_cleanly_with_what_it_has(kernel: Kernel) -> None:
+    # Each completion here reports 400 prompt tokens; the budget allows two of them.
+    def reply(messages, tools):  # type: ignore[no-untyped-def]
+        return Completion(None, [call("add", a=1, b=1)], prompt_tokens=400, completion_tokens=10)
+
+    agent = Agent("spender", llm=FunctionLLM(reply), tools=[add], budget=Budget(tokens=900))
+    result = agent.run("loop forever", kernel=kernel)
+    assert result.status == "budget_exceeded"
+    assert "tokens" in (result.error or "")
+    rows = kernel.store.syscalls(result.run_id)
+    assert [r.outcome for r in rows if r.kind == "llm"] == ["ok", "ok", "budget_exceeded"]
+    assert sum(1 for r in rows if r.kind == "tool" and r.outcome == "ok") == 2
+    assert kernel.store.get_run(result.run_id).status == "budget_exceeded"  # type: ignore[union-attr]
+
+
+def test_cost_budget(kernel: Kernel) -> None:
+    def reply(messages, tools):  # type: ignore[no-untyped-def]
+        return Completion(None, [call("add", a=1, b=1)], 10, 10, cost=0.004)
+
+    result = Agent("payer", llm=FunctionLLM(reply), tools=[add], budget=Budget(cost=0.01)).run(
+        "go", kernel=kernel
+    )
+    assert result.status == "budget_exceeded" and "cost" in (result.error or "")
+    assert result.usage["cost"] == pytest.approx(0.012)
+
+
+def test_wall_time_budget_bounds_a_slow_syscall(kernel: Kernel) -> None:
+    llm = ScriptedLLM(["never"], latency=5.0)
+    result = Agent("slow", llm=llm, budget=Budget(wall_s=0.2)).run("wait", kernel=kernel)
+    # The syscall is cut at the remaining wall budget, not retried, and the run ends cleanly.
+    assert result.status == "budget_exceeded" and "wall_s" in (result.error or "")
+    rows = kernel.store.syscalls(result.run_id)
+    assert [r.outcome for r in rows] == ["budget_exceeded"]
+    assert len(llm.calls) == 1
+
+
+def test_energy_budget_counts_reported_joules(kernel: Kernel) -> None:
+    def reply(messages, tools):  # type: ignore[no-untyped-def]
+        return Completion(None, [call("add", a=1, b=2)], 5, 5, energy_j=30.0)
+
+    result = Agent("hot", llm=FunctionLLM(reply), tools=[add], budget=Budget(energy_j=50.0)).run(
+        "go", kernel=kernel
+    )
+    assert result.status == "budget_exceeded" and "energy_j" in (result.error or "")
+    assert result.usage["energy_j"] == pytest.approx(60.0)
+
+
+def test_per_agent_budget_inside_a_shared_run(kernel: Kernel) -> None:
+    async def main() -> tuple[str, str]:
+        run = kernel.start_run("crew")
+        greedy = Agent("greedy", llm=FunctionLLM(lambda m, t: Completion(None, [call("add", a=1, b=1)], 300, 0)),
+                       tools=[add], budget=Budget(tokens=500))
+        modest = Agent("modest", llm=ScriptedLLM(["done"]))
+        a = await greedy.arun("spend", kernel=kernel, run=run)
+        b = await modest.arun("finish", kernel=kernel, run=run)
+        kernel.end_run(run, "succeeded")
+        return a.status, b.status
+
+    assert asyncio.run(main()) == ("budget_exceeded", "succeeded")
+
+
+def test_fallback_model_takes_over_after_transient_failures(kernel: Kernel) -> None:
+    down = FunctionLLM(lambda m, t: ProviderError("503", transient=True, status=503), name="primary")
+    backup = ScriptedLLM(["from backup"], name="backup")
+    result = Agent("a", llm=down, fallbacks=[backup]).run("hi", kernel=kernel)
+    assert result.status == "succeeded" and result.answer == "from backup"
+    rows = kernel.store.syscalls(result.run_id)
+    assert [(r.name, r.outcome) for r in rows] == [("primary", "error"), ("backup", "ok")]
+
+
+def test_permanent_provider_error_fails_the_run_without_fallback(kernel: Kernel) -> None:
+    bad = FunctionLLM(lambda m, t: ProviderError("401 invalid key", status=401), name="bad")
+    backup = ScriptedLLM(["unused"], name="backup")
+    result = Agent("a", llm=bad, fallbacks=[backup]).run("hi", kernel=kernel)
+    assert result.status == "failed" and "401" in (result.error or "")
+    assert backup.calls == []
+
+
+def test_cancel_a_run_from_outside(kernel: Kernel) -> None:
+    async def main() -> str:
+        run = kernel.start_run("cancel-me")
+        agent = Agent("sleepy", llm=ScriptedLLM(["late"], latency=5.0))
+        task = asyncio.ensure_future(agent.arun("wait", kernel=kernel, run=run))
+        await asyncio.sleep(0.05)
+        assert kernel.cancel(run) == 1
+        result = await task
+        return result.status
+
+    assert asyncio.run(main()) == "cancelled"
+
+
+def test_publish_is_a_recorded_syscall(kernel: Kernel) -> None:
+    async def main() -> tuple[list[dict], list[str]]:
+        run = kernel.start_run("chatty")
+        await kernel.publish(run, "researcher", "findings", {"text": "ring attention is exact"})
+        kernel.end_run(run, "succeeded")
+        return kernel.store.messages(run.id), [r.kind for r in kernel.store.syscalls(run.id)]
+
+    messages, kinds = asyncio.run(main())
+    assert messages[0]["payload"] == {"text": "ring attention is exact"}
+    assert messages[0]["sender"] == "researcher"
+    assert kinds == ["publish"]
+
+
+def test_budget_exceeded_is_raised_to_direct_kernel_callers(kernel: Kernel) -> None:
+    async def main() -> None:
+        run = kernel.start_run("direct", budget=Budget(tokens=50))
+        llm = ScriptedLLM(["x" * 400, "never sent"])
+        messages = [{"role": "user", "content": "hi"}]
+        await kernel.llm(run, "a", llm, messages)  # fits the estimate; uses ~100 tokens
+        await kernel.llm(run, "a", llm, messages)  # would exceed: refused before it is sent
+
+    with pytest.raises(BudgetExceeded):
+        asyncio.run(main())
