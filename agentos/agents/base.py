@@ -254,7 +254,7 @@ class Agent:
         for call in completion.tool_calls:
             ok = False
             if call.error:
-                output = f"Error: {call.error}. Call a tool as JSON: {{\"name\": ..., \"arguments\": {{...}}}}."
+                output = f"Error: {call.error}"
                 well_formed = False
             else:
                 try:

@@ -286,11 +286,11 @@ class Kernel:
 
     def _configure_local_pool(self, model: str) -> None:
         """The local model's parallel slots become its pool's concurrency: the scheduler owns them."""
-        from agentos.runtime.llm.local import default_slots
+        from agentos.runtime.llm.local import EngineConfig
 
         self.scheduler.configure(
             f"llm:{model}",
-            PoolConfig(max_concurrency=default_slots(), policy=self.settings.policy),
+            PoolConfig(max_concurrency=EngineConfig().n_parallel, policy=self.settings.policy),
         )
 
     async def llm(

@@ -62,6 +62,8 @@ class LiteLLMModel:
 
             register_local_provider()
         kwargs = {**self.defaults, **params}
+        if not self.name.startswith("local/"):
+            kwargs.setdefault("max_retries", 0)  # the kernel's scheduler owns retries
         if tools:
             kwargs["tools"] = tools
         try:
@@ -102,9 +104,7 @@ def _to_completion(
         calls.append(_read_call(raw.id, raw.function.name, raw.function.arguments))
     content = message.content
     if not calls and tools and content:
-        calls = _calls_from_text(content, tools)
-        if calls:
-            content = None
+        content, calls = _calls_from_text(content, tools)
     usage = getattr(response, "usage", None)
     try:
         cost = float(litellm.completion_cost(completion_response=response) or 0.0)
@@ -138,19 +138,19 @@ def _read_call(call_id: str | None, name: str | None, arguments: Any) -> ToolCal
     return ToolCall(call_id, name, parsed)
 
 
-def _calls_from_text(content: str, tools: list[dict[str, Any]]) -> list[ToolCall]:
-    """Tool calls small models write as JSON text, read by the robust parser."""
+def _calls_from_text(content: str, tools: list[dict[str, Any]]) -> tuple[str | None, list[ToolCall]]:
+    """Tool calls small models write as JSON text, read by the robust parser.
+
+    A reply that tries to call a tool but cannot be used becomes one :class:`ToolCall` with
+    ``error`` set to a correction message for the model.
+    """
     from agentos.runtime.llm import toolcalls
 
     try:
-        parsed = toolcalls.parse_tool_calls(content, tools)
+        parsed = toolcalls.parse_response(content, tools)
     except toolcalls.MalformedToolCall as error:
-        if not toolcalls.looks_like_tool_call(content):
-            return []
-        return [ToolCall(f"call_{uuid.uuid4().hex[:8]}", "", {}, error=str(error))]
-    return [
-        ToolCall(f"call_{uuid.uuid4().hex[:8]}", c.name, dict(c.arguments)) for c in parsed
-    ]
+        return None, [ToolCall(f"call_{uuid.uuid4().hex[:8]}", "", {}, error=str(error))]
+    return parsed.content, [ToolCall(c.id, c.name, dict(c.arguments)) for c in parsed.tool_calls]
 
 
 def resolve_llm(model: str | LLM, **defaults: Any) -> LLM:
