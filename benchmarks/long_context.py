@@ -1,0 +1,235 @@
+"""Long-context attention: time and peak memory per rank of vanilla, blockwise, SDPA and ring.
+
+    python benchmarks/long_context.py                    # T = 4k, 8k, 16k, 32k; ring on 2 and 4 ranks
+    python benchmarks/long_context.py --quick            # T = 4k, 8k; ring on 2 ranks
+    python benchmarks/long_context.py --seq-lens 4096 16384 --ranks 2
+    python benchmarks/long_context.py --long             # adds T = 128k, ring on 4 ranks only
+
+Shapes: B=1, H=8, D=64, float32, causal self-attention (``--no-causal`` for full), forward only
+(``--backward`` adds the backward pass to the timed region).
+
+Every measurement runs in fresh processes (``agentos.kernels.launch.spawn``; one process for the
+single-process methods, P for ring), so memory numbers do not leak between runs.
+
+Memory method: the Linux peak resident set size of each process (``getrusage(RUSAGE_SELF)
+.ru_maxrss``, a lifetime high-water mark) minus the process's RSS just before the timed call
+(after torch is imported and the inputs exist). It counts everything the call allocated
+(intermediates, output, communication buffers), as the kernel sees it; it is per rank, the max
+over ranks is reported. ``tracemalloc`` would not see torch's allocations, hence RSS.
+
+Vanilla attention materialises ``B*H*T*T`` float32 scores several times; before running it the
+benchmark estimates its peak (``4`` score-sized buffers) and reports ``OOM (est X GiB)`` instead of
+running when the estimate exceeds ``--mem-cap-gib`` (default 8 GiB, the machine is shared).
+
+Ranks are processes on this one machine: with fewer cores than ranks they time-share the CPU, so
+ring timings here show the overhead of the ring, not a speed-up; the memory column shows what
+each rank would need on its own device. Results go to ``benchmarks/results/long_context.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "measure"]
+
+BATCH, HEADS, HEAD_DIM = 1, 8, 64
+GIB = 1024**3
+RESULTS = Path(__file__).resolve().parent / "results" / "long_context.json"
+VANILLA_BUFFERS = 4  # scores, masked scores, softmax output, zeroed-empty-rows copy
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak_rss_bytes() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+def _run_one(
+    rank: int,
+    world_size: int,
+    method: str,
+    seq_len: int,
+    causal: bool,
+    backward: bool,
+    block_size: int,
+    repeats: int,
+) -> dict[str, Any]:
+    """Rank function: build this rank's inputs, time ``repeats`` calls (min), report memory."""
+    import torch
+    import torch.distributed as dist
+    import torch.nn.functional as F
+
+    from agentos.kernels.attention import blockwise_attention, vanilla_attention
+    from agentos.kernels.ring import padded_length, ring_attention
+
+    local = padded_length(seq_len, world_size, "zigzag") // world_size if method == "ring" else seq_len
+    g = torch.Generator().manual_seed(rank)
+    q, k, v = (
+        torch.randn(BATCH, HEADS, local, HEAD_DIM, generator=g).requires_grad_(backward) for _ in range(3)
+    )
+
+    def call(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, seq_len: int) -> torch.Tensor:
+        if method == "vanilla":
+            return vanilla_attention(q, k, v, causal=causal)
+        if method == "blockwise":
+            return blockwise_attention(q, k, v, causal=causal, block_size=block_size)[0]
+        if method == "sdpa":
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        return ring_attention(q, k, v, causal=causal, layout="zigzag", seq_len=seq_len)
+
+    # Warm-up on a small input: first-call costs (kernel dispatch, gloo connections) stay out.
+    small = [x.detach()[:, :, :256].clone().requires_grad_(backward) for x in (q, k, v)]
+    call(*small, seq_len=256 * world_size)
+    if world_size > 1:
+        dist.barrier()
+    base = _rss_bytes()
+    times = []
+    for _ in range(repeats):
+        if world_size > 1:
+            dist.barrier()
+        start = time.perf_counter()
+        out = call(q, k, v, seq_len)
+        if backward:
+            out.backward(torch.ones_like(out))
+        times.append(time.perf_counter() - start)
+        del out
+    peak = _peak_rss_bytes()
+    return {"time_s": min(times), "peak_extra_bytes": max(0, peak - base), "threads": torch.get_num_threads()}
+
+
+def measure(
+    method: str,
+    seq_len: int,
+    ranks: int = 1,
+    causal: bool = True,
+    backward: bool = False,
+    block_size: int = 1024,
+    repeats: int = 2,
+    timeout_s: float = 1800,
+) -> dict[str, Any]:
+    """One measurement in fresh processes: slowest rank's best time, largest rank's extra memory."""
+    from agentos.kernels.launch import spawn
+
+    per_rank = spawn(_run_one, ranks, method, seq_len, causal, backward, block_size, repeats, timeout_s=timeout_s)
+    return {
+        "method": method if method != "ring" else f"ring x{ranks}",
+        "ranks": ranks,
+        "seq_len": seq_len,
+        "status": "ok",
+        "time_s": max(r["time_s"] for r in per_rank),
+        "peak_mem_gib_per_rank": max(r["peak_extra_bytes"] for r in per_rank) / GIB,
+        "threads_per_rank": per_rank[0]["threads"],
+    }
+
+
+def _vanilla_estimate_gib(seq_len: int, backward: bool) -> float:
+    scores = BATCH * HEADS * seq_len * seq_len * 4
+    return scores * (VANILLA_BUFFERS + (2 if backward else 0)) / GIB
+
+
+def _cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "-"
+    if row["status"] != "ok":
+        return row["status"]
+    return f"{row['time_s']:.2f} s / {row['peak_mem_gib_per_rank']:.2f} GiB"
+
+
+def _print_table(rows: list[dict[str, Any]], methods: list[str], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("T", justify="right")
+    for m in methods:
+        table.add_column(m, justify="right")
+    for t in sorted({r["seq_len"] for r in rows}):
+        by_method = {r["method"]: r for r in rows if r["seq_len"] == t}
+        table.add_row(f"{t:,}", *(_cell(by_method.get(m)) for m in methods))
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seq-lens", type=int, nargs="+", default=[4096, 8192, 16384, 32768])
+    p.add_argument("--ranks", type=int, nargs="+", default=[2, 4], help="ring sizes to run")
+    p.add_argument("--methods", nargs="+", default=["vanilla", "blockwise", "sdpa", "ring"])
+    p.add_argument("--quick", action="store_true", help="T = 4k, 8k and ring on 2 ranks only")
+    p.add_argument("--long", action="store_true", help="also T = 128k on 4 ranks (ring only; minutes)")
+    p.add_argument("--mem-cap-gib", type=float, default=8.0, help="skip vanilla above this estimate")
+    p.add_argument("--block-size", type=int, default=1024)
+    p.add_argument("--repeats", type=int, default=2, help="timed calls per measurement; the min is kept")
+    p.add_argument("--no-causal", dest="causal", action="store_false")
+    p.add_argument("--backward", action="store_true", help="time forward + backward")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seq_lens, args.ranks = [4096, 8192], [2]
+
+    plan: list[tuple[str, int, int]] = []  # (method, T, ranks)
+    for t in args.seq_lens:
+        for m in args.methods:
+            if m == "ring":
+                plan += [("ring", t, r) for r in args.ranks]
+            else:
+                plan.append((m, t, 1))
+    if args.long:
+        plan.append(("ring", 131072, 4))
+
+    rows: list[dict[str, Any]] = []
+    for method, t, ranks in plan:
+        label = method if method != "ring" else f"ring x{ranks}"
+        if method == "vanilla" and (est := _vanilla_estimate_gib(t, args.backward)) > args.mem_cap_gib:
+            rows.append({"method": label, "ranks": 1, "seq_len": t, "status": f"OOM (est {est:.0f} GiB)",
+                         "estimate_gib": est, "time_s": None, "peak_mem_gib_per_rank": None})
+            print(f"{label:>10} T={t:>6}: skipped, estimated {est:.1f} GiB > cap {args.mem_cap_gib} GiB", flush=True)
+            continue
+        row = measure(method, t, ranks, causal=args.causal, backward=args.backward,
+                      block_size=args.block_size, repeats=args.repeats)
+        rows.append(row)
+        print(f"{label:>10} T={t:>6}: {row['time_s']:.3f} s, {row['peak_mem_gib_per_rank']:.3f} GiB/rank", flush=True)
+
+    import torch
+
+    meta = {
+        "shape": {"B": BATCH, "H": HEADS, "D": HEAD_DIM, "dtype": "float32"},
+        "causal": args.causal,
+        "backward": args.backward,
+        "block_size": args.block_size,
+        "repeats": args.repeats,
+        "time_method": "min over repeats of wall time of one call; ring: slowest rank",
+        "layout": "zigzag",
+        "memory_method": "peak RSS (getrusage ru_maxrss) minus RSS before the call, per rank process",
+        "cpu_count": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "command": " ".join(["python", "benchmarks/long_context.py", *(argv if argv is not None else sys.argv[1:])]),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    methods = [m for m in args.methods if m != "ring"] + [f"ring x{r}" for r in args.ranks] * ("ring" in args.methods)
+    if args.long and "ring x4" not in methods:
+        methods.append("ring x4")
+    mode = "fwd+bwd" if args.backward else "forward"
+    _print_table(rows, methods, f"Attention {mode}, B={BATCH} H={HEADS} D={HEAD_DIM} float32, "
+                 f"{'causal' if args.causal else 'full'}, {os.cpu_count()} CPU cores: "
+                 "time / peak extra RSS per rank")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
