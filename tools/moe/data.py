@@ -40,7 +40,8 @@ def load_stdlib_corpus(
     """Read ``*.py`` files under the standard library (or ``root``) in path-hash order.
 
     Args:
-        max_bytes: stop reading after about this many bytes in total.
+        max_bytes: stop reading after about this many bytes in total (more if needed to put
+            at least one file in each split).
         val_fraction: share of files (by path hash) that go to validation.
         root: directory to read instead of ``sysconfig.get_paths()["stdlib"]``.
 
@@ -66,7 +67,7 @@ def load_stdlib_corpus(
         (val if n % every == every - 1 else train).append(data + b"\n")
         total += len(data)
         n += 1
-        if total >= max_bytes:
+        if total >= max_bytes and train and val:
             break
     if not train or not val:
         raise ValueError(f"no Python sources for both splits under {base}; pass another root")

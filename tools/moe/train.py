@@ -106,6 +106,7 @@ def train_moe(
     progress: bool = True,
     on_eval: Callable[[dict[str, Any]], None] | None = None,
     max_wall_s: float | None = None,
+    stop_at: int | None = None,
 ) -> TrainResult:
     """Train a byte-level MoE transformer for ``steps`` optimizer steps (in total).
 
@@ -120,6 +121,8 @@ def train_moe(
         corpus: preloaded corpus; default reads the Python standard library.
         on_eval: called with each history entry (for live tables/plots).
         max_wall_s: stop early (with a checkpoint) after this much training wall time.
+        stop_at: stop early (with a checkpoint) after this many steps; the learning-rate
+            schedule still spans ``steps``, so resuming later continues the same run exactly.
 
     Returns:
         The trained model and its evaluation history.
@@ -201,7 +204,7 @@ def train_moe(
         bar.update(1)
         bar.set_postfix(loss=f"{train_loss:.3f}")
         wall += time.perf_counter() - t_step
-        out_of_time = max_wall_s is not None and wall >= max_wall_s
+        out_of_time = (max_wall_s is not None and wall >= max_wall_s) or done == stop_at
         if done % eval_every == 0 or done == steps or out_of_time:
             ev = evaluate(model, corpus.val, batch_size, seq_len, eval_batches)
             entry = {"step": done, "train_loss": train_loss, "val_loss": ev["loss"],
