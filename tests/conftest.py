@@ -18,3 +18,18 @@ def free_port() -> int:
     from agentos.kernels.launch import free_port as _free_port
 
     return _free_port()
+
+
+@pytest.fixture(autouse=True)
+def _ban_model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test calls a real model unless it asks for `allow_model_requests`."""
+    from agentos.runtime.llm import gateway
+
+    monkeypatch.setattr(gateway, "ALLOW_MODEL_REQUESTS", False)
+
+
+@pytest.fixture
+def allow_model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentos.runtime.llm import gateway
+
+    monkeypatch.setattr(gateway, "ALLOW_MODEL_REQUESTS", True)

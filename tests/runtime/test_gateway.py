@@ -87,3 +87,8 @@ def test_agent_over_http_retries_a_503_and_finishes(fake: FakeOpenAI, tmp_path: 
 def test_model_string_without_provider_is_a_user_error() -> None:
     with pytest.raises(UserError, match="provider prefix"):
         LiteLLMModel("gpt-4o")
+
+
+def test_real_model_requests_are_banned_in_tests() -> None:
+    with pytest.raises(UserError, match="real model requests are disabled"):
+        asyncio.run(LiteLLMModel("openai/gpt-4o-mini").complete([{"role": "user", "content": "hi"}]))

@@ -16,9 +16,28 @@ from typing import Any
 from agentos.errors import ProviderError, UserError
 from agentos.runtime.llm.types import LLM, Completion, Message, ToolCall
 
-__all__ = ["LiteLLMModel", "resolve_llm"]
+__all__ = ["ALLOW_MODEL_REQUESTS", "LiteLLMModel", "resolve_llm"]
 
 _TRANSIENT_STATUS = {408, 409, 425, 429}
+
+#: Test suites set this to False so nothing calls a real model by accident; requests to an
+#: ``api_base`` on loopback (a test's own fake server) stay allowed.
+ALLOW_MODEL_REQUESTS = True
+
+
+def _check_allowed(model: str, api_base: Any) -> None:
+    if ALLOW_MODEL_REQUESTS:
+        return
+    from urllib.parse import urlparse
+
+    host = urlparse(str(api_base)).hostname if api_base else None
+    if host in {"127.0.0.1", "localhost", "::1"}:
+        return
+    raise UserError(
+        f"real model requests are disabled (agentos.runtime.llm.gateway.ALLOW_MODEL_REQUESTS is "
+        f"False) but {model!r} was called; use a test LLM from agentos.testing, or the "
+        "`allow_model_requests` fixture for tests that really need the model"
+    )
 
 
 def _litellm() -> Any:
@@ -56,6 +75,10 @@ class LiteLLMModel:
         Raises:
             ProviderError: the provider failed; ``transient`` says whether a retry may help.
         """
+        api_base = params.get("api_base") or self.defaults.get("api_base") or os.environ.get(
+            "OPENAI_API_BASE"
+        )
+        _check_allowed(self.name, api_base)
         litellm = _litellm()
         if self.name.startswith("local/"):
             from agentos.runtime.llm.local import register_local_provider
