@@ -1,0 +1,41 @@
+"""The agentos message bus: one interface, an in-process and a Redis Streams backend.
+
+``RedisBus`` imports the ``redis`` client only when one is built, so importing this package
+stays light.
+"""
+
+from __future__ import annotations
+
+from agentos.runtime.bus.base import (
+    CORRELATION_ID,
+    DEAD_LETTER_SUFFIX,
+    REPLY_TO,
+    BusClosed,
+    BusConfig,
+    BusError,
+    BusFull,
+    Message,
+    MessageBus,
+    PayloadError,
+    RequestTimeout,
+    Subscription,
+)
+from agentos.runtime.bus.inprocess import InProcessBus
+from agentos.runtime.bus.redis import RedisBus
+
+__all__ = [
+    "CORRELATION_ID",
+    "DEAD_LETTER_SUFFIX",
+    "REPLY_TO",
+    "BusClosed",
+    "BusConfig",
+    "BusError",
+    "BusFull",
+    "InProcessBus",
+    "Message",
+    "MessageBus",
+    "PayloadError",
+    "RedisBus",
+    "RequestTimeout",
+    "Subscription",
+]

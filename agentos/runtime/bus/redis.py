@@ -1,0 +1,393 @@
+"""The Redis Streams message bus: several processes or machines share topics through Redis.
+
+A topic is a stream at key ``prefix + topic``; its entries get explicit ids ``0-<offset+1>``
+(``XADD key 0-*``), so a topic offset maps to a stream id without a lookup. A consumer group is
+a stream consumer group (``XGROUP CREATE ... 0 MKSTREAM``); delivery is ``XREADGROUP``,
+acknowledgement ``XACK``, redelivery of messages idle for ``ack_timeout`` ``XAUTOCLAIM``, and
+replay ``XRANGE``. Publishing (backlog check + ``XADD``) and dead-lettering (``XADD`` to the
+dead topic + ``XACK``) are Lua scripts, so each is atomic across processes. Needs Redis >= 7.0
+and the ``redis`` client (``pip install "agentos-kit[redis]"``), imported when a `RedisBus` is
+built, not when this module is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from agentos.runtime.bus.base import (
+    DEAD_LETTER_SUFFIX,
+    BusConfig,
+    BusError,
+    BusFull,
+    Message,
+    MessageBus,
+    check_name,
+    dead_letter_headers,
+    new_message_id,
+    raise_if_cancelled,
+)
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+__all__ = ["RedisBus"]
+
+# Backlog check + XADD. KEYS[1]: stream. ARGV: limit (-1: none), max_len, ttl_ms (0: none),
+# id, payload, headers, timestamp. Returns {1, stream_id} or {0, slowest_group, backlog}.
+_PUBLISH = """
+local function seq(id) return tonumber(string.match(id, '%-(%d+)$')) end
+local key, limit = KEYS[1], tonumber(ARGV[1])
+if limit >= 0 and redis.call('EXISTS', key) == 1 then
+  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  if #last > 0 then
+    local last_seq = seq(last[1][1])
+    local first_seq = seq(redis.call('XRANGE', key, '-', '+', 'COUNT', 1)[1][1])
+    for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+      local info = {}
+      for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+      local oldest = seq(info['last-delivered-id']) + 1
+      local pel = redis.call('XPENDING', key, info['name'])
+      if pel[1] > 0 then oldest = math.min(oldest, seq(pel[2])) end
+      oldest = math.max(oldest, first_seq)
+      local backlog = last_seq - oldest + 1
+      if backlog >= limit then return {0, info['name'], backlog} end
+    end
+  end
+end
+local sid = redis.call('XADD', key, 'MAXLEN', ARGV[2], '0-*',
+                       'id', ARGV[4], 'p', ARGV[5], 'h', ARGV[6], 't', ARGV[7])
+if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', key, ARGV[3]) end
+return {1, sid}
+"""
+
+# Dead-letter one pending entry: XADD to the dead topic, XACK in the source, if still pending.
+# KEYS[1]: source stream, KEYS[2]: dead stream. ARGV: group, stream_id, max_len, id, payload,
+# headers, timestamp. Returns 1 if dead-lettered, 0 if it was no longer pending.
+_DEAD_LETTER = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) == 0 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], '0-*',
+           'id', ARGV[4], 'p', ARGV[5], 'h', ARGV[6], 't', ARGV[7])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+_NACK_IDLE_MS = 10**9  # a nacked entry looks idle this long, so XAUTOCLAIM takes it at once
+
+
+def _stream_id(offset: int) -> str:
+    return f"0-{offset + 1}"
+
+
+def _offset(stream_id: str) -> int:
+    return int(stream_id.rpartition("-")[2]) - 1
+
+
+class RedisBus(MessageBus):
+    """A `MessageBus` on Redis Streams, shared by every bus with the same url and prefix.
+
+    Args:
+        url: Redis url, e.g. ``"redis://localhost:6379/0"``.
+        config: Limits and timeouts; defaults to ``BusConfig()``. Processes sharing topics
+            should use the same config.
+        prefix: Prefix of every Redis key this bus uses.
+        poll_interval: Longest single blocking call, in seconds; bounds how late a redelivery
+            made due by another process, or ``close()``, is noticed.
+
+    Raises:
+        ImportError: If the ``redis`` package is missing (``pip install "agentos-kit[redis]"``).
+
+    Entering it as an async context manager checks that Redis answers, raising `BusError`
+    with the url otherwise.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://localhost:6379/0",
+        *,
+        config: BusConfig | None = None,
+        prefix: str = "agentos:bus:",
+        poll_interval: float = 0.1,
+    ) -> None:
+        super().__init__(config)
+        try:
+            import redis.asyncio as aioredis
+            from redis.exceptions import ConnectionError as RedisConnectionError
+            from redis.exceptions import ResponseError
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                'RedisBus needs the redis client: pip install "agentos-kit[redis]"'
+            ) from exc
+        self.url = url
+        self.prefix = prefix
+        self._poll = poll_interval
+        self._response_error = ResponseError
+        self._connection_error = RedisConnectionError
+        self._redis: aioredis.Redis = aioredis.Redis.from_url(
+            url, decode_responses=True, protocol=2
+        )
+        self._publish_script = self._redis.register_script(_PUBLISH)
+        self._dead_letter_script = self._redis.register_script(_DEAD_LETTER)
+        self._groups: set[tuple[str, str]] = set()
+        self._inflight = 0
+
+    async def __aenter__(self) -> RedisBus:
+        self._check_open()
+        try:
+            await self._redis.ping()
+        except (OSError, self._connection_error) as exc:
+            raise BusError(
+                f"cannot reach Redis at {self.url}: {exc}; is redis-server running there?"
+            ) from exc
+        return self
+
+    def _key(self, topic: str) -> str:
+        return self.prefix + topic
+
+    def _message(self, topic: str, stream_id: str, fields: dict[str, str], **delivery: Any) -> Message:
+        return Message(
+            topic=topic,
+            offset=_offset(stream_id),
+            id=fields["id"],
+            payload=json.loads(fields["p"]),
+            headers=json.loads(fields["h"]),
+            timestamp=float(fields["t"]),
+            **delivery,
+        )
+
+    async def _xadd(
+        self, topic: str, data: str, headers: dict[str, str], *, limit: int, ttl: float = 0.0
+    ) -> tuple[bool, Any, Any, Message | None]:
+        message_id, now = new_message_id(), time.time()
+        result = await self._publish_script(
+            keys=[self._key(topic)],
+            args=[
+                limit,
+                self.config.max_len,
+                int(ttl * 1000),
+                message_id,
+                data,
+                json.dumps(headers),
+                repr(now),
+            ],
+        )
+        if int(result[0]) == 0:
+            return False, result[1], int(result[2]), None
+        fields = {"id": message_id, "p": data, "h": json.dumps(headers), "t": repr(now)}
+        return True, None, None, self._message(topic, result[1], fields)
+
+    # ------------------------------------------------------------------------------ publish
+    async def _publish(self, topic: str, data: str, headers: dict[str, str]) -> Message:
+        limit = self.config.limit_for(topic)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.publish_timeout
+        pause = 0.005
+        while True:
+            self._check_open()
+            ok, group, backlog, message = await self._xadd(topic, data, headers, limit=limit)
+            raise_if_cancelled()
+            if ok:
+                assert message is not None
+                return message
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise BusFull(topic, group, backlog, limit, self.config.publish_timeout)
+            await asyncio.sleep(min(pause, remaining))
+            pause = min(pause * 2, self._poll)
+
+    # ------------------------------------------------------------------------ request/reply
+    async def _open_reply_box(self, reply_to: str) -> None:
+        return None
+
+    async def _await_reply(self, reply_to: str, timeout: float) -> Message | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        key = self._key(reply_to)
+        self._inflight += 1
+        try:
+            while True:
+                self._check_open()
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                block = max(1, int(min(remaining, self._poll) * 1000))
+                response = await self._redis.xread({key: "0-0"}, count=1, block=block)
+                raise_if_cancelled()
+                for _stream, entries in response or []:
+                    for stream_id, fields in entries:
+                        return self._message(reply_to, stream_id, fields)
+        finally:
+            self._inflight -= 1
+
+    async def _close_reply_box(self, reply_to: str) -> None:
+        if not self._closed:
+            await self._redis.delete(self._key(reply_to))
+
+    async def _post_reply(self, reply_to: str, data: str, headers: dict[str, str]) -> Message:
+        _, _, _, message = await self._xadd(
+            reply_to, data, headers, limit=-1, ttl=self.config.reply_ttl
+        )
+        assert message is not None
+        return message
+
+    # ---------------------------------------------------------------------------- consuming
+    async def ensure_group(self, topic: str, group: str) -> None:
+        self._check_open()
+        await self._ensure(check_name("topic", topic), check_name("group", group))
+
+    async def _ensure(self, topic: str, group: str) -> None:
+        if (topic, group) in self._groups:
+            return
+        try:
+            await self._redis.xgroup_create(self._key(topic), group, id="0", mkstream=True)
+        except self._response_error as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._groups.add((topic, group))
+
+    async def fetch(
+        self,
+        topic: str,
+        group: str,
+        *,
+        consumer: str | None = None,
+        max_messages: int = 1,
+        timeout: float = 0.0,
+    ) -> list[Message]:
+        self._check_open()
+        check_name("topic", topic)
+        check_name("group", group)
+        consumer = check_name("consumer", consumer or self.consumer_name)
+        self._check_fetch_args(max_messages, timeout)
+        await self._ensure(topic, group)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._inflight += 1
+        try:
+            while True:
+                out = await self._claim(topic, group, consumer, max_messages)
+                remaining = deadline - loop.time()
+                if len(out) < max_messages and not self._closed:
+                    block = None if out or remaining <= 0 else min(remaining, self._poll)
+                    out += await self._read_new(topic, group, consumer, max_messages - len(out), block)
+                raise_if_cancelled()
+                if out or self._closed or loop.time() >= deadline:
+                    return out
+        finally:
+            self._inflight -= 1
+
+    async def _read_new(
+        self, topic: str, group: str, consumer: str, count: int, block: float | None
+    ) -> list[Message]:
+        response = await self._redis.xreadgroup(
+            group,
+            consumer,
+            {self._key(topic): ">"},
+            count=count,
+            block=None if block is None else max(1, int(block * 1000)),
+        )
+        return [
+            self._message(topic, stream_id, fields, group=group, consumer=consumer, delivery_count=1)
+            for _stream, entries in response or []
+            for stream_id, fields in entries
+        ]
+
+    async def _claim(self, topic: str, group: str, consumer: str, limit: int) -> list[Message]:
+        """Take over entries idle longer than ``ack_timeout``; dead-letter the exhausted ones."""
+        key = self._key(topic)
+        min_idle = int(self.config.ack_timeout * 1000)
+        out: list[Message] = []
+        cursor = "0-0"
+        while len(out) < limit:
+            cursor, entries, *_deleted = await self._redis.xautoclaim(
+                key, group, consumer, min_idle, start_id=cursor, count=limit - len(out)
+            )
+            entries = [(sid, fields) for sid, fields in entries if fields]
+            if entries:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for stream_id, _ in entries:
+                        pipe.xpending_range(key, group, stream_id, stream_id, 1)
+                    infos = await pipe.execute()
+                for (stream_id, fields), info in zip(entries, infos, strict=True):
+                    count = int(info[0]["times_delivered"]) if info else 1
+                    message = self._message(
+                        topic, stream_id, fields, group=group, consumer=consumer, delivery_count=count
+                    )
+                    if count - 1 >= self.config.max_deliveries:
+                        await self._dead_letter(message, count - 1, "ack timeout")
+                    else:
+                        out.append(message)
+            if cursor == "0-0":
+                break
+        return out
+
+    async def _dead_letter(self, message: Message, count: int, reason: str) -> None:
+        assert message.group is not None
+        headers = dead_letter_headers(message, message.group, reason, count)
+        await self._dead_letter_script(
+            keys=[self._key(message.topic), self._key(message.topic + DEAD_LETTER_SUFFIX)],
+            args=[
+                message.group,
+                _stream_id(message.offset),
+                self.config.max_len,
+                new_message_id(),
+                json.dumps(message.payload, separators=(",", ":")),
+                json.dumps(headers),
+                repr(time.time()),
+            ],
+        )
+
+    async def ack(self, message: Message) -> None:
+        self._check_open()
+        group = self._check_delivered(message, "ack")
+        await self._redis.xack(self._key(message.topic), group, _stream_id(message.offset))
+
+    async def nack(self, message: Message, reason: str = "nacked") -> None:
+        self._check_open()
+        group = self._check_delivered(message, "nack")
+        if message.delivery_count >= self.config.max_deliveries:
+            await self._dead_letter(message, message.delivery_count, reason)
+            return
+        await self._redis.xclaim(
+            self._key(message.topic),
+            group,
+            message.consumer or self.consumer_name,
+            0,
+            [_stream_id(message.offset)],
+            idle=_NACK_IDLE_MS,
+            justid=True,
+        )
+
+    # ------------------------------------------------------------------------------- replay
+    async def replay(self, topic: str, from_offset: int = 0) -> AsyncIterator[Message]:
+        self._check_open()
+        check_name("topic", topic)
+        if from_offset < 0:
+            raise ValueError(f"from_offset must be >= 0, got {from_offset!r}")
+        key = self._key(topic)
+        newest = await self._redis.xrevrange(key, "+", "-", count=1)
+        if not newest:
+            return
+        end, start = newest[0][0], _stream_id(from_offset)
+        while True:
+            self._check_open()
+            page = await self._redis.xrange(key, start, end, count=100)
+            for stream_id, fields in page:
+                yield self._message(topic, stream_id, fields)
+            if len(page) < 100:
+                return
+            start = "(" + page[-1][0]
+
+    # ---------------------------------------------------------------------------- lifecycle
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._poll + 1.0
+        while self._inflight and loop.time() < deadline:  # let blocked reads return
+            await asyncio.sleep(0.01)
+        await self._redis.aclose()
