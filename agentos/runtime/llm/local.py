@@ -526,7 +526,9 @@ def _make_handler() -> Any:
         result = copy.deepcopy(result)
         result["model"] = f"{_PROVIDER}/{model}"
         for choice in result.get("choices", []):
-            choice["message"].pop("agentos_tool_error", None)
+            problem = choice["message"].pop("agentos_tool_error", None)
+            if problem:  # the agent loop can send it back to the model as a correction
+                choice["message"]["provider_specific_fields"] = {"agentos_tool_error": problem}
         return litellm.ModelResponse(**result)
 
     def to_generic(chunk: Mapping[str, Any]) -> Any:

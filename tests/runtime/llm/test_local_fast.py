@@ -126,3 +126,24 @@ def test_cli_module_import_is_light() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_replies_become_tool_calls_or_carry_a_correction() -> None:
+    def result(text: str, finish: str = "stop") -> dict:
+        return {"choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": text}}]}
+
+    ok = result('{"name": "add", "arguments": {"a": 2}}')
+    LocalEngine._apply_tools(ok, [ADD])
+    choice = ok["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
+    assert json.loads(choice["message"]["tool_calls"][0]["function"]["arguments"]) == {"a": 2}
+
+    final = result('{"final_answer": "2"}')
+    LocalEngine._apply_tools(final, [ADD])
+    assert final["choices"][0]["message"] == {"role": "assistant", "content": "2"}
+
+    cut = result('{"name": "add", "arguments": {"a', "length")  # cut off by max_tokens
+    LocalEngine._apply_tools(cut, [ADD])
+    msg = cut["choices"][0]["message"]
+    assert "tool_calls" not in msg and cut["choices"][0]["finish_reason"] == "length"
+    assert msg["agentos_tool_error"].startswith("Your tool call could not be used")
