@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.long:
         plan.append(("ring", 131072, 4))
 
+    load_before = os.getloadavg()
     rows: list[dict[str, Any]] = []
     for method, t, ranks in plan:
         label = method if method != "ring" else f"ring x{ranks}"
@@ -213,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         "layout": "zigzag",
         "memory_method": "peak RSS (getrusage ru_maxrss) minus RSS before the call, per rank process",
         "cpu_count": os.cpu_count(),
+        "loadavg_1_5_15_before": load_before,  # the machine may be shared: timings scale with load
+        "loadavg_1_5_15_after": os.getloadavg(),
         "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "python": sys.version.split()[0],

@@ -55,7 +55,7 @@ def test_blockwise_attention_in_a_transformers_model_matches_sdpa() -> None:
     assert (out - ref).abs().max().item() < 1e-4
 
 
-def _ring_model_rank(rank: int, world_size: int, seq_len: int, layout: str) -> np.ndarray:
+def _ring_model_rank(rank: int, world_size: int, seq_len: int, layouts: list[str]) -> list[np.ndarray]:
     import torch
 
     from agentos.tools.long_context import RING, register_attention, ring_context, ring_inputs
@@ -63,10 +63,13 @@ def _ring_model_rank(rank: int, world_size: int, seq_len: int, layout: str) -> n
     register_attention()
     model = _tiny_qwen2()
     model.set_attn_implementation(RING)
-    ids, pos = ring_inputs(_ids(seq_len), rank, world_size, layout)
-    with torch.no_grad(), ring_context(seq_len=seq_len, layout=layout, timeout_s=60):
-        logits = model(input_ids=ids, position_ids=pos, use_cache=False).logits  # [B, L, V]
-    return logits.double().numpy()
+    results = []
+    for layout in layouts:
+        ids, pos = ring_inputs(_ids(seq_len), rank, world_size, layout)
+        with torch.no_grad(), ring_context(seq_len=seq_len, layout=layout, timeout_s=60):
+            logits = model(input_ids=ids, position_ids=pos, use_cache=False).logits  # [B, L, V]
+        results.append(logits.double().numpy())
+    return results
 
 
 @pytest.mark.distributed
@@ -81,9 +84,10 @@ def test_ring_attention_in_a_transformers_model_matches_sdpa() -> None:
     model.set_attn_implementation("sdpa")
     with torch.no_grad():
         ref = model(_ids(seq_len), use_cache=False).logits.double()
-    for layout in ("zigzag", "contiguous"):
-        shards = spawn(_ring_model_rank, world_size, seq_len, layout, timeout_s=120)
-        got = unshard_sequence([torch.from_numpy(s) for s in shards], seq_len, layout, dim=1)
+    layouts = ["zigzag", "contiguous"]
+    per_rank = spawn(_ring_model_rank, world_size, seq_len, layouts, timeout_s=180)
+    for i, layout in enumerate(layouts):
+        got = unshard_sequence([torch.from_numpy(r[i]) for r in per_rank], seq_len, layout, dim=1)
         assert (got - ref).abs().max().item() < 1e-4, layout
 
 
