@@ -41,18 +41,18 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 __all__ = [
     "CORRELATION_ID",
     "DEAD_LETTER_SUFFIX",
     "REPLY_TO",
+    "Bus",
     "BusClosed",
     "BusConfig",
     "BusError",
     "BusFull",
     "Message",
-    "MessageBus",
     "PayloadError",
     "RequestTimeout",
     "Subscription",
@@ -295,7 +295,7 @@ def dead_letter_headers(
 
 
 # ------------------------------------------------------------------------------------ interface
-class MessageBus(ABC):
+class Bus(ABC):
     """A message bus: topics, consumer groups, at-least-once delivery, request/reply, replay.
 
     Use it as an async context manager, or call ``close()``. Every method raises `BusClosed`
@@ -415,7 +415,8 @@ class MessageBus(ABC):
         self._check_open()
         check_name("topic", topic)
         check_name("group", group)
-        return Subscription(self, topic, group, check_name("consumer", consumer or self.consumer_name))
+        consumer = check_name("consumer", consumer or self.consumer_name)
+        return Subscription(self, topic, group, consumer)
 
     @abstractmethod
     async def ensure_group(self, topic: str, group: str) -> None:
@@ -487,12 +488,14 @@ class MessageBus(ABC):
     def replay(self, topic: str, from_offset: int = 0) -> AsyncIterator[Message]:
         """Yield the retained messages of ``topic`` with ``offset >= from_offset``, in order.
 
-        Only messages already published when a page is read are yielded; the iterator does not
-        wait for new ones. Offsets older than the retention window (``max_len``) are gone: the
-        iterator starts at the oldest retained message, whose ``offset`` shows the gap.
+        Only messages published before iteration starts are yielded; the iterator does not
+        wait for new ones, and it consumes nothing (groups are unaffected). Offsets older than
+        the retention window (``max_len``) are gone: the iterator starts at the oldest retained
+        message, whose ``offset`` shows the gap. An unknown topic yields nothing.
 
         Raises:
-            ValueError: If ``from_offset < 0`` or ``topic`` is not a valid name.
+            ValueError: If ``from_offset < 0`` or ``topic`` is not a valid name (raised by the
+                first step of the iteration, like every error of an async generator).
             BusClosed: If the bus is closed.
         """
 
@@ -506,7 +509,7 @@ class MessageBus(ABC):
     async def close(self) -> None:
         """Close the bus (idempotent). Pending fetches return what they have."""
 
-    async def __aenter__(self) -> MessageBus:
+    async def __aenter__(self) -> Self:
         self._check_open()
         return self
 
@@ -562,7 +565,7 @@ class MessageBus(ABC):
 
 
 class Subscription:
-    """A consumer of one group on one topic; made by `MessageBus.subscribe`.
+    """A consumer of one group on one topic; made by `Bus.subscribe`.
 
     ``async for message in subscription`` waits for messages one at a time and stops when the
     subscription or its bus is closed. ``fetch`` receives a batch.
@@ -570,7 +573,7 @@ class Subscription:
 
     _POLL = 1.0  # seconds per wait while iterating; close() is noticed within this
 
-    def __init__(self, bus: MessageBus, topic: str, group: str, consumer: str) -> None:
+    def __init__(self, bus: Bus, topic: str, group: str, consumer: str) -> None:
         self.bus = bus
         self.topic = topic
         self.group = group
@@ -578,7 +581,7 @@ class Subscription:
         self._closed = False
 
     async def fetch(self, max_messages: int = 1, timeout: float = 0.0) -> list[Message]:
-        """`MessageBus.fetch` for this subscription's topic, group and consumer."""
+        """`Bus.fetch` for this subscription's topic, group and consumer."""
         return await self.bus.fetch(
             self.topic,
             self.group,

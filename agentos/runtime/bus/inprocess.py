@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 
 from agentos.runtime.bus.base import (
     DEAD_LETTER_SUFFIX,
+    Bus,
     BusClosed,
     BusConfig,
     BusFull,
     Message,
-    MessageBus,
     check_name,
     dead_letter_headers,
     new_message_id,
@@ -85,10 +85,10 @@ class _Topic:
         return worst
 
 
-class InProcessBus(MessageBus):
-    """A `MessageBus` whose topics live in this process's memory (lost when it exits).
+class InProcessBus(Bus):
+    """A `Bus` whose topics live in this process's memory (lost when it exits).
 
-    Use it from one asyncio event loop. Semantics are those of `MessageBus`; see
+    Use it from one asyncio event loop. Semantics are those of `Bus`; see
     ``agentos.runtime.bus.base``.
 
     Args:

@@ -16,15 +16,15 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from agentos.runtime.bus.base import (
     DEAD_LETTER_SUFFIX,
+    Bus,
     BusConfig,
     BusError,
     BusFull,
     Message,
-    MessageBus,
     check_name,
     dead_letter_headers,
     new_message_id,
@@ -75,6 +75,9 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
+_Entries = list[tuple[str, dict[str, str]]]  # stream entries, as redis-py decodes them
+_StreamsReply = list[tuple[str, _Entries]] | None  # XREAD / XREADGROUP
+
 _NACK_IDLE_MS = 10**9  # a nacked entry looks idle this long, so XAUTOCLAIM takes it at once
 
 
@@ -86,8 +89,8 @@ def _offset(stream_id: str) -> int:
     return int(stream_id.rpartition("-")[2]) - 1
 
 
-class RedisBus(MessageBus):
-    """A `MessageBus` on Redis Streams, shared by every bus with the same url and prefix.
+class RedisBus(Bus):
+    """A `Bus` on Redis Streams, shared by every bus with the same url and prefix.
 
     Args:
         url: Redis url, e.g. ``"redis://localhost:6379/0"``.
@@ -134,7 +137,7 @@ class RedisBus(MessageBus):
         self._groups: set[tuple[str, str]] = set()
         self._inflight = 0
 
-    async def __aenter__(self) -> RedisBus:
+    async def __aenter__(self) -> Self:
         self._check_open()
         try:
             await self._redis.ping()
@@ -147,7 +150,9 @@ class RedisBus(MessageBus):
     def _key(self, topic: str) -> str:
         return self.prefix + topic
 
-    def _message(self, topic: str, stream_id: str, fields: dict[str, str], **delivery: Any) -> Message:
+    def _message(
+        self, topic: str, stream_id: str, fields: dict[str, str], **delivery: Any
+    ) -> Message:
         return Message(
             topic=topic,
             offset=_offset(stream_id),
@@ -161,22 +166,18 @@ class RedisBus(MessageBus):
     async def _xadd(
         self, topic: str, data: str, headers: dict[str, str], *, limit: int, ttl: float = 0.0
     ) -> tuple[bool, Any, Any, Message | None]:
-        message_id, now = new_message_id(), time.time()
+        fields = {
+            "id": new_message_id(),
+            "p": data,
+            "h": json.dumps(headers),
+            "t": repr(time.time()),
+        }
         result = await self._publish_script(
             keys=[self._key(topic)],
-            args=[
-                limit,
-                self.config.max_len,
-                int(ttl * 1000),
-                message_id,
-                data,
-                json.dumps(headers),
-                repr(now),
-            ],
+            args=[limit, self.config.max_len, int(ttl * 1000), *fields.values()],
         )
         if int(result[0]) == 0:
             return False, result[1], int(result[2]), None
-        fields = {"id": message_id, "p": data, "h": json.dumps(headers), "t": repr(now)}
         return True, None, None, self._message(topic, result[1], fields)
 
     # ------------------------------------------------------------------------------ publish
@@ -214,7 +215,9 @@ class RedisBus(MessageBus):
                 if remaining <= 0:
                     return None
                 block = max(1, int(min(remaining, self._poll) * 1000))
-                response = await self._redis.xread({key: "0-0"}, count=1, block=block)
+                response = cast(
+                    _StreamsReply, await self._redis.xread({key: "0-0"}, count=1, block=block)
+                )
                 raise_if_cancelled()
                 for _stream, entries in response or []:
                     for stream_id, fields in entries:
@@ -268,11 +271,20 @@ class RedisBus(MessageBus):
         self._inflight += 1
         try:
             while True:
-                out = await self._claim(topic, group, consumer, max_messages)
-                remaining = deadline - loop.time()
-                if len(out) < max_messages and not self._closed:
-                    block = None if out or remaining <= 0 else min(remaining, self._poll)
-                    out += await self._read_new(topic, group, consumer, max_messages - len(out), block)
+                try:
+                    out = await self._claim(topic, group, consumer, max_messages)
+                    remaining = deadline - loop.time()
+                    if len(out) < max_messages and not self._closed:
+                        block = None if out or remaining <= 0 else min(remaining, self._poll)
+                        count = max_messages - len(out)
+                        out += await self._read_new(topic, group, consumer, count, block)
+                except self._response_error as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    # The stream was deleted under us (by hand?): recreate the group and retry.
+                    self._groups.discard((topic, group))
+                    await self._ensure(topic, group)
+                    out = []
                 raise_if_cancelled()
                 if out or self._closed or loop.time() >= deadline:
                     return out
@@ -282,15 +294,20 @@ class RedisBus(MessageBus):
     async def _read_new(
         self, topic: str, group: str, consumer: str, count: int, block: float | None
     ) -> list[Message]:
-        response = await self._redis.xreadgroup(
-            group,
-            consumer,
-            {self._key(topic): ">"},
-            count=count,
-            block=None if block is None else max(1, int(block * 1000)),
+        response = cast(
+            _StreamsReply,
+            await self._redis.xreadgroup(
+                group,
+                consumer,
+                {self._key(topic): ">"},
+                count=count,
+                block=None if block is None else max(1, int(block * 1000)),
+            ),
         )
         return [
-            self._message(topic, stream_id, fields, group=group, consumer=consumer, delivery_count=1)
+            self._message(
+                topic, stream_id, fields, group=group, consumer=consumer, delivery_count=1
+            )
             for _stream, entries in response or []
             for stream_id, fields in entries
         ]
@@ -302,10 +319,12 @@ class RedisBus(MessageBus):
         out: list[Message] = []
         cursor = "0-0"
         while len(out) < limit:
-            cursor, entries, *_deleted = await self._redis.xautoclaim(
+            reply = await self._redis.xautoclaim(
                 key, group, consumer, min_idle, start_id=cursor, count=limit - len(out)
             )
-            entries = [(sid, fields) for sid, fields in entries if fields]
+            # [next cursor, claimed entries, ids of entries trimmed away (dropped from the PEL)]
+            cursor, claimed = cast(tuple[str, _Entries], (reply[0], reply[1]))
+            entries = [(sid, fields) for sid, fields in claimed if fields]
             if entries:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for stream_id, _ in entries:
@@ -314,7 +333,8 @@ class RedisBus(MessageBus):
                 for (stream_id, fields), info in zip(entries, infos, strict=True):
                     count = int(info[0]["times_delivered"]) if info else 1
                     message = self._message(
-                        topic, stream_id, fields, group=group, consumer=consumer, delivery_count=count
+                        topic, stream_id, fields, group=group, consumer=consumer,
+                        delivery_count=count,
                     )
                     if count - 1 >= self.config.max_deliveries:
                         await self._dead_letter(message, count - 1, "ack timeout")
@@ -368,13 +388,13 @@ class RedisBus(MessageBus):
         if from_offset < 0:
             raise ValueError(f"from_offset must be >= 0, got {from_offset!r}")
         key = self._key(topic)
-        newest = await self._redis.xrevrange(key, "+", "-", count=1)
+        newest = cast(_Entries, await self._redis.xrevrange(key, "+", "-", count=1))
         if not newest:
             return
         end, start = newest[0][0], _stream_id(from_offset)
         while True:
             self._check_open()
-            page = await self._redis.xrange(key, start, end, count=100)
+            page = cast(_Entries, await self._redis.xrange(key, start, end, count=100))
             for stream_id, fields in page:
                 yield self._message(topic, stream_id, fields)
             if len(page) < 100:

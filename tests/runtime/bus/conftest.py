@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from agentos.runtime.bus import BusConfig, InProcessBus, MessageBus, RedisBus
+from agentos.runtime.bus import Bus, BusConfig, InProcessBus, RedisBus
 
 REDIS_MISSING = (
     "redis-server is not on PATH; the bus contract suite needs the real binary: "
@@ -74,7 +74,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-BusFactory = Callable[..., MessageBus]
+BusFactory = Callable[..., Bus]
 
 
 @pytest_asyncio.fixture(
@@ -86,19 +86,20 @@ async def make_bus(request: pytest.FixtureRequest) -> AsyncIterator[BusFactory]:
     Calling it twice in one test gives two *handles on the same topics* for Redis (as two
     processes would have) and, for the in-process backend, the same bus again.
     """
-    made: list[MessageBus] = []
+    made: list[Bus] = []
     if request.param == "redis":
         url = request.getfixturevalue("redis_url")
         prefix = f"test:{uuid.uuid4().hex[:8]}:"
 
-        def factory(**config: Any) -> MessageBus:
-            bus = RedisBus(url, config=BusConfig(**(FAST | config)), prefix=prefix, poll_interval=0.05)
+        def factory(**config: Any) -> Bus:
+            settings = BusConfig(**(FAST | config))
+            bus = RedisBus(url, config=settings, prefix=prefix, poll_interval=0.05)
             made.append(bus)
             return bus
 
     else:
 
-        def factory(**config: Any) -> MessageBus:
+        def factory(**config: Any) -> Bus:
             if not made:
                 made.append(InProcessBus(BusConfig(**(FAST | config))))
             return made[0]
