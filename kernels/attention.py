@@ -144,7 +144,7 @@ def dilated_mask(
     _check_dilated_args(segment_lengths, dilation_rates)
     pos = torch.arange(seq_len, device=device)  # [T]
     count = torch.zeros(heads, seq_len, seq_len, dtype=torch.int64, device=device)  # [H, T, T]
-    for w, r in zip(segment_lengths, dilation_rates):
+    for w, r in zip(segment_lengths, dilation_rates, strict=True):
         same_segment = (pos[:, None] // w) == (pos[None, :] // w)  # [T, T]
         offset = pos % w % r  # [T]
         for h in range(heads):
@@ -398,17 +398,17 @@ def _run_forward(
     """Run ``tasks`` and merge each result into ``out_acc [B, H, T, D]`` / ``lse_acc [B, H, T]``."""
     batch = q.shape[0]
     for t in tasks:
-        o, l = _block_forward(
+        o, lse = _block_forward(
             _gather(q, t.heads, t.q_rows),
             _gather(k, t.heads, t.k_rows),
             _gather(v, t.heads, t.k_rows),
             t.causal,
             _task_bias(t, batch),
             scale,
-        )  # o [B', H', Q, D], l [B', H', Q]
+        )  # o [B', H', Q, D], lse [B', H', Q]
         o_prev = _gather(out_acc, t.heads, t.q_rows)
         l_prev = _gather(lse_acc.unsqueeze(-1), t.heads, t.q_rows).squeeze(-1)
-        o_new, l_new = merge_partials(o_prev, l_prev, o, l)
+        o_new, l_new = merge_partials(o_prev, l_prev, o, lse)
         _scatter(out_acc, t.heads, t.q_rows, o_new, add=False)
         _scatter(lse_acc.unsqueeze(-1), t.heads, t.q_rows, l_new.unsqueeze(-1), add=False)
 
@@ -615,7 +615,7 @@ def _check_dilated_args(segment_lengths: Sequence[int], dilation_rates: Sequence
             "segment_lengths and dilation_rates must be non-empty and of equal length (one "
             f"(w, r) pair per branch), got {list(segment_lengths)} and {list(dilation_rates)}"
         )
-    for w, r in zip(segment_lengths, dilation_rates):
+    for w, r in zip(segment_lengths, dilation_rates, strict=True):
         _check_positive("segment length", w)
         _check_positive("dilation rate", r)
         if r > w:
@@ -634,7 +634,7 @@ def _dilated_tasks(
     unit = math.lcm(*segment_lengths)
     padded = -(-seq_len // unit) * unit  # T rounded up to a multiple of every w
     tasks: list[_Task] = []
-    for w, r in zip(segment_lengths, dilation_rates):
+    for w, r in zip(segment_lengths, dilation_rates, strict=True):
         n = padded // w
         seg_starts = torch.arange(n, device=device) * w  # [N]
         for s in range(min(r, heads)):

@@ -58,7 +58,7 @@ def _check(
 
     fwd_tol, bwd_tol = TOL[dtype]
     assert (out.double() - ref).abs().max().item() <= fwd_tol
-    for name, g, r in zip("qkv", grads, ref_grads):
+    for name, g, r in zip("qkv", grads, ref_grads, strict=True):
         err = (g.double() - r).abs().max().item()
         if dtype == torch.bfloat16:  # bf16 gradients: relative to the gradient's own size
             err /= max(1.0, r.abs().max().item())

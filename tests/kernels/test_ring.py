@@ -60,7 +60,8 @@ def _compare(world_size: int, cases: list[Case], results: list[Any]) -> None:
         ref = vanilla_attention(q, k, v, causal=causal)
         ref.backward(dout)
         fwd_tol, bwd_tol = TOL[dtype]
-        for j, (name, expected) in enumerate(zip(("out", "dq", "dk", "dv"), (ref, q.grad, k.grad, v.grad))):
+        expected_all = (ref, q.grad, k.grad, v.grad)
+        for j, (name, expected) in enumerate(zip(("out", "dq", "dk", "dv"), expected_all, strict=True)):
             assert expected is not None
             got = unshard_sequence([torch.from_numpy(results[r][i][j]) for r in range(world_size)], seq_len, layout)
             err = (got - expected.detach()).abs().max().item()
