@@ -38,7 +38,9 @@ PROMPT = (
     "Write a Python module that implements a singly linked list class with append, prepend, "
     "find, delete, reverse and __iter__ methods, each with a docstring, followed by unit tests."
 )
-console = Console()
+console = Console(width=150)
+# LocalEngine's default sampling (EngineConfig), sent with every raw request so both decode alike
+RAW_SAMPLING = {"top_k": 20, "top_p": 0.8, "repeat_penalty": 1.05, "repeat_last_n": 64}
 
 
 def _peak_rss_mib() -> float:
@@ -74,7 +76,7 @@ def run_raw(server: Any, max_tokens: int) -> dict[str, float]:
 
     req = {
         "messages": _messages(), "max_tokens": max_tokens, "temperature": 0, "stream": True,
-        "stream_options": {"include_usage": True},
+        "stream_options": {"include_usage": True}, **RAW_SAMPLING,
     }  # fmt: skip
     t0 = time.perf_counter()
     server.handle_chat_completions(req, on_chunk)
@@ -113,6 +115,24 @@ def run_litellm(model: str, max_tokens: int) -> dict[str, float]:
     t_end = time.perf_counter()
     assert usage is not None
     return _stats(t0, t_first, t_end, usage.prompt_tokens, usage.completion_tokens)
+
+
+def run_whole(kind: str, target: Any, model: str, max_tokens: int) -> dict[str, float]:
+    """One non-streaming request; end-to-end completion tokens per wall second."""
+    t0 = time.perf_counter()
+    if kind == "raw":
+        req = {"messages": _messages(), "max_tokens": max_tokens, "temperature": 0, **RAW_SAMPLING}
+        usage = target.handle_chat_completions(req)["usage"]
+        tokens = usage["completion_tokens"]
+    elif kind == "engine":
+        tokens = target.chat(_messages(), max_tokens=max_tokens, temperature=0)["usage"]["completion_tokens"]
+    else:
+        import litellm
+
+        resp = litellm.completion(model=f"local/{model}", messages=_messages(), max_tokens=max_tokens, temperature=0)
+        tokens = resp.usage.completion_tokens
+    wall = time.perf_counter() - t0
+    return {"wall_s": wall, "completion_tokens": tokens, "e2e_tok_s": tokens / wall}
 
 
 def _best(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -234,11 +254,20 @@ def bench_model(model: str, quick: bool) -> dict[str, Any]:
         paths["raw xllamacpp"].append(run_raw(raw, max_tokens))
         paths["LocalEngine"].append(run_engine(engine, max_tokens))
         paths["litellm local/"].append(run_litellm(model, max_tokens))
+    whole: dict[str, list[dict[str, float]]] = {"raw xllamacpp": [], "LocalEngine": [], "litellm local/": []}
+    for _ in range(reps):
+        whole["raw xllamacpp"].append(run_whole("raw", raw, model, max_tokens))
+        whole["LocalEngine"].append(run_whole("engine", engine, model, max_tokens))
+        whole["litellm local/"].append(run_whole("litellm", None, model, max_tokens))
     del raw
     speed = {name: _best(runs) for name, runs in paths.items()}
     base = speed["raw xllamacpp"]["decode_tok_s"]
     for s in speed.values():
         s["decode_vs_raw_pct"] = 100 * s["decode_tok_s"] / base if base else 0.0
+    e2e = {name: _best(runs) for name, runs in whole.items()}
+    base = e2e["raw xllamacpp"]["e2e_tok_s"]
+    for s in e2e.values():
+        s["vs_raw_pct"] = 100 * s["e2e_tok_s"] / base if base else 0.0
 
     conc = [concurrency(engine, n, 32 if quick else 64) for n in (1, 2, 4)]
     acc = tool_accuracy(model, 8 if quick else None)
@@ -248,6 +277,7 @@ def bench_model(model: str, quick: bool) -> dict[str, Any]:
         "max_tokens": max_tokens,
         "repetitions": reps,
         "speed": speed,
+        "end_to_end": e2e,
         "concurrency": conc,
         "peak_rss_mib_engine_only": rss_engine,
         "peak_rss_mib_process": _peak_rss_mib(),
@@ -266,6 +296,13 @@ def report(results: list[dict[str, Any]]) -> None:
                 f"{s['decode_vs_raw_pct']:.1f}%", f"{s['ttft_s']:.2f}", f"{s['completion_tokens']:.0f}",
             )  # fmt: skip
     console.print(speed)
+    e2e = Table(title="non-streaming end to end (median): completion tokens / wall seconds")
+    for col in ("model", "path", "tokens", "wall s", "tok/s", "vs raw"):
+        e2e.add_column(col)
+    for r in results:
+        for name, s in r["end_to_end"].items():
+            e2e.add_row(r["model"], name, f"{s['completion_tokens']:.0f}", f"{s['wall_s']:.2f}", f"{s['e2e_tok_s']:.2f}", f"{s['vs_raw_pct']:.1f}%")
+    console.print(e2e)
     conc = Table(title="aggregate decode with concurrent requests (LocalEngine, 4 slots)")
     for col in ("model", "concurrent", "tokens", "wall s", "aggregate tok/s"):
         conc.add_column(col)

@@ -163,11 +163,15 @@ def _raise_for_error(result: Mapping[str, Any], model: str, n_ctx: int) -> None:
 
 
 def _tool_messages(
-    messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]], only: str | None
+    messages: Sequence[Mapping[str, Any]],
+    tools: Sequence[Mapping[str, Any]],
+    only: str | None,
+    *,
+    final_answer: bool = True,
 ) -> list[dict[str, Any]]:
     """Rewrite a conversation for JSON tool calling: instructions in the system message,
     earlier assistant tool calls as the JSON the model is asked to write."""
-    instructions = format_instructions(tools, final_answer=only is None)
+    instructions = format_instructions(tools, final_answer=final_answer and only is None)
     if only is not None:
         instructions += f"\nYou must call the tool {only} now."
     out: list[dict[str, Any]] = []
@@ -275,10 +279,12 @@ class LocalEngine:
         if tools and tool_choice != "none":
             if isinstance(tool_choice, Mapping):
                 only = tool_choice.get("function", {}).get("name")
-            schema = tool_call_schema(
-                tools, final_answer=tool_choice not in ("required",) and only is None, only=only
-            )
-            req["messages"] = _tool_messages(messages, tools, only)
+            final = tool_choice != "required" and only is None
+            try:
+                schema = tool_call_schema(tools, final_answer=final, only=only)
+            except (TypeError, ValueError) as exc:
+                raise UserError(f"bad tools or tool_choice for the local model: {exc}") from exc
+            req["messages"] = _tool_messages(messages, tools, only, final_answer=final)
             req["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "tool_call", "schema": schema},
@@ -317,7 +323,7 @@ class LocalEngine:
         Raises:
             ContextLengthExceeded: the prompt does not fit in one slot's context.
             ProviderError: llama.cpp rejected or failed the request.
-            UserError: an unsupported option, or the engine was closed.
+            UserError: an unsupported option, malformed tool specs, or the engine was closed.
         """
         req = self._request(messages, tools, tool_choice, options)
         result = self._server_or_raise().handle_chat_completions(req)

@@ -147,3 +147,23 @@ def test_replies_become_tool_calls_or_carry_a_correction() -> None:
     msg = cut["choices"][0]["message"]
     assert "tool_calls" not in msg and cut["choices"][0]["finish_reason"] == "length"
     assert msg["agentos_tool_error"].startswith("Your tool call could not be used")
+
+
+def test_requests_are_schema_constrained_per_tool_choice() -> None:
+    engine = LocalEngine.__new__(LocalEngine)  # request building needs no weights
+    engine.config = EngineConfig()
+    msgs = [{"role": "user", "content": "add 2"}]
+    auto = engine._request(msgs, [ADD], "auto", {})
+    schema = auto["response_format"]["json_schema"]["schema"]
+    assert {"final_answer"} in [set(a.get("required", ())) for a in schema["anyOf"]]
+    assert auto["temperature"] == engine.config.tool_temperature
+    assert auto["max_tokens"] == engine.config.max_tokens
+    required = engine._request(msgs, [ADD], "required", {"temperature": 0.5})
+    assert required["response_format"]["json_schema"]["schema"]["properties"]["name"] == {"const": "add"}
+    assert required["temperature"] == 0.5 and "final_answer" not in required["messages"][0]["content"]
+    plain = engine._request(msgs, [ADD], "none", {})
+    assert "response_format" not in plain and plain["messages"] == msgs
+    with pytest.raises(UserError, match="bad tools or tool_choice"):
+        engine._request(msgs, [ADD], {"type": "function", "function": {"name": "mul"}}, {})
+    with pytest.raises(UserError, match="unsupported option"):
+        engine._request(msgs, None, None, {"n_slots": 2})
