@@ -142,6 +142,7 @@ class RedisBus(Bus):
         try:
             await self._redis.ping()
         except (OSError, self._connection_error) as exc:
+            await self.close()
             raise BusError(
                 f"cannot reach Redis at {self.url}: {exc}; is redis-server running there?"
             ) from exc
@@ -165,7 +166,8 @@ class RedisBus(Bus):
 
     async def _xadd(
         self, topic: str, data: str, headers: dict[str, str], *, limit: int, ttl: float = 0.0
-    ) -> tuple[bool, Any, Any, Message | None]:
+    ) -> Message | tuple[str, int]:
+        """Append unless the backlog is at ``limit`` (-1: no limit); else (group, backlog)."""
         fields = {
             "id": new_message_id(),
             "p": data,
@@ -177,8 +179,8 @@ class RedisBus(Bus):
             args=[limit, self.config.max_len, int(ttl * 1000), *fields.values()],
         )
         if int(result[0]) == 0:
-            return False, result[1], int(result[2]), None
-        return True, None, None, self._message(topic, result[1], fields)
+            return str(result[1]), int(result[2])
+        return self._message(topic, result[1], fields)
 
     # ------------------------------------------------------------------------------ publish
     async def _publish(self, topic: str, data: str, headers: dict[str, str]) -> Message:
@@ -188,11 +190,11 @@ class RedisBus(Bus):
         pause = 0.005
         while True:
             self._check_open()
-            ok, group, backlog, message = await self._xadd(topic, data, headers, limit=limit)
+            added = await self._xadd(topic, data, headers, limit=limit)
             raise_if_cancelled()
-            if ok:
-                assert message is not None
-                return message
+            if isinstance(added, Message):
+                return added
+            group, backlog = added
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise BusFull(topic, group, backlog, limit, self.config.publish_timeout)
@@ -230,10 +232,8 @@ class RedisBus(Bus):
             await self._redis.delete(self._key(reply_to))
 
     async def _post_reply(self, reply_to: str, data: str, headers: dict[str, str]) -> Message:
-        _, _, _, message = await self._xadd(
-            reply_to, data, headers, limit=-1, ttl=self.config.reply_ttl
-        )
-        assert message is not None
+        message = await self._xadd(reply_to, data, headers, limit=-1, ttl=self.config.reply_ttl)
+        assert isinstance(message, Message), "a reply is never refused"
         return message
 
     # ---------------------------------------------------------------------------- consuming
