@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
+from agentos.errors import AgentosError, ConfigError, RunError, UserError
+
 __all__ = [
     "CORRELATION_ID",
     "DEAD_LETTER_SUFFIX",
@@ -70,19 +72,20 @@ _REPLY_PREFIX = "_reply."
 
 
 # --------------------------------------------------------------------------------------- errors
-class BusError(Exception):
-    """Base class of every error the message bus raises."""
+class BusError(AgentosError):
+    """Base class of every error the message bus raises (besides ``ValueError`` for bad
+    arguments and `ConfigError` for a bad `BusConfig`)."""
 
 
-class BusClosed(BusError):
+class BusClosed(BusError, UserError):
     """The bus was used after ``close()``."""
 
 
-class PayloadError(BusError, TypeError):
+class PayloadError(BusError, UserError, TypeError):
     """A payload or headers value cannot be sent (not a JSON-serialisable dict / str headers)."""
 
 
-class BusFull(BusError):
+class BusFull(BusError, RunError):
     """``publish`` found no room in a topic within ``publish_timeout``.
 
     Attributes:
@@ -106,7 +109,7 @@ class BusFull(BusError):
         )
 
 
-class RequestTimeout(BusError, TimeoutError):
+class RequestTimeout(BusError, RunError, TimeoutError):
     """``request`` got no reply within its timeout.
 
     Attributes:
@@ -141,7 +144,7 @@ class BusConfig:
         reply_ttl: Seconds a reply is kept for a requester that may still read it.
 
     Raises:
-        ValueError: If a value is out of range, or a ``max_pending`` exceeds ``max_len``.
+        ConfigError: If a value is out of range, or a ``max_pending`` exceeds ``max_len``.
     """
 
     ack_timeout: float = 30.0
@@ -153,24 +156,25 @@ class BusConfig:
     reply_ttl: float = 60.0
 
     def __post_init__(self) -> None:
-        if not self.ack_timeout > 0:
-            raise ValueError(f"ack_timeout must be > 0 seconds, got {self.ack_timeout!r}")
-        if self.max_deliveries < 1:
-            raise ValueError(f"max_deliveries must be >= 1, got {self.max_deliveries!r}")
-        if self.max_len < 1:
-            raise ValueError(f"max_len must be >= 1, got {self.max_len!r}")
-        if self.publish_timeout < 0:
-            raise ValueError(f"publish_timeout must be >= 0 seconds, got {self.publish_timeout!r}")
-        if not self.reply_ttl > 0:
-            raise ValueError(f"reply_ttl must be > 0 seconds, got {self.reply_ttl!r}")
+        checks = [
+            ("ack_timeout", self.ack_timeout > 0, "must be > 0 seconds"),
+            ("max_deliveries", self.max_deliveries >= 1, "must be >= 1"),
+            ("max_len", self.max_len >= 1, "must be >= 1"),
+            ("publish_timeout", self.publish_timeout >= 0, "must be >= 0 seconds"),
+            ("reply_ttl", self.reply_ttl > 0, "must be > 0 seconds"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise ConfigError(name, f"{rule}, got {getattr(self, name)!r}")
         limits = {"max_pending": self.max_pending} | {
             f"max_pending_per_topic[{t!r}]": n for t, n in self.max_pending_per_topic.items()
         }
         for name, n in limits.items():
             if not 1 <= n <= self.max_len:
-                raise ValueError(
-                    f"{name}={n} must be between 1 and max_len={self.max_len}: retention must "
-                    f"hold every unacknowledged message. Raise max_len or lower {name}."
+                raise ConfigError(
+                    name,
+                    f"{n} must be between 1 and max_len={self.max_len}: retention must hold "
+                    f"every unacknowledged message. Raise max_len or lower {name}.",
                 )
 
     def limit_for(self, topic: str) -> int:

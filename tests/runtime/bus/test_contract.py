@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from agentos.errors import ConfigError, RunError, UserError
 from agentos.runtime.bus import (
     Bus,
     BusClosed,
@@ -54,7 +55,7 @@ async def test_unsendable_payload_is_refused_before_anything_is_written(
         await bus.publish("t", ["not", "a", "dict"])  # type: ignore[arg-type]
     with pytest.raises(PayloadError):
         await bus.publish("t", {"x": float("nan")})
-    with pytest.raises(TypeError, match="headers"):  # PayloadError is a TypeError
+    with pytest.raises(UserError, match="headers"):  # PayloadError: a UserError, a TypeError
         await bus.publish("t", {}, headers={"a": 1})  # type: ignore[dict-item]
     with pytest.raises(ValueError, match="invalid topic name"):
         await bus.publish("bad topic", {})
@@ -277,7 +278,7 @@ async def test_request_without_reply_raises_request_timeout(make_bus: BusFactory
     with pytest.raises(RequestTimeout, match=r"topic 'nobody\.home' within 0\.2s") as info:
         await bus.request("nobody.home", {"q": 1}, timeout=0.2)
     assert 0.15 <= loop.time() - start < 2.0
-    assert isinstance(info.value, TimeoutError)
+    assert isinstance(info.value, TimeoutError) and isinstance(info.value, RunError)
     assert (info.value.topic, info.value.timeout) == ("nobody.home", 0.2)
     [late] = await bus.fetch("nobody.home", "g", timeout=1)  # a late reply is discarded
     assert late.correlation_id == info.value.correlation_id
@@ -331,6 +332,7 @@ async def test_full_topic_raises_bus_full_and_writes_nothing(make_bus: BusFactor
     assert 0.15 <= loop.time() - start < 2.0
     error = info.value
     assert (error.topic, error.group, error.pending, error.limit) == ("jobs", "workers", 3, 3)
+    assert isinstance(error, RunError)
     for part in ("'jobs'", "'workers'", "max_pending=3", "Add consumers", "raise the limit"):
         assert part in str(error)
     assert [m.offset for m in await replayed(bus, "jobs")] == [0, 1, 2]
@@ -419,13 +421,14 @@ async def test_async_context_manager_closes(make_bus: BusFactory) -> None:
 
 # ------------------------------------------------------------------ not per backend (no fixture)
 async def test_config_is_validated_when_built() -> None:
-    with pytest.raises(ValueError, match="Raise max_len or lower max_pending"):
+    with pytest.raises(ConfigError, match="Raise max_len or lower max_pending"):
         BusConfig(max_len=10, max_pending=20)
-    with pytest.raises(ValueError, match=r"max_pending_per_topic\['t'\]"):
+    with pytest.raises(ConfigError, match=r"max_pending_per_topic\['t'\]"):
         BusConfig(max_len=10, max_pending=5, max_pending_per_topic={"t": 11})
-    with pytest.raises(ValueError, match="ack_timeout"):
+    with pytest.raises(ConfigError, match="ack_timeout: must be > 0"):
         BusConfig(ack_timeout=0)
     assert BusConfig(max_pending_per_topic={"t": 7}).limit_for("t") == 7
+    assert issubclass(PayloadError, TypeError) and issubclass(BusClosed, UserError)
 
 
 async def test_importing_the_bus_does_not_import_redis() -> None:
