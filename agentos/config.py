@@ -39,6 +39,8 @@ class Settings(BaseModel):
     max_retries: int = Field(3, ge=0, le=20, description="retries of transient provider errors")
     rpm: float | None = Field(None, gt=0, description="requests per minute per model")
     tpm: float | None = Field(None, gt=0, description="tokens per minute per model")
+    bus_url: str = Field("memory://", pattern=r"^(memory://|rediss?://.+)$",
+                         description="message bus: memory:// (in-process) or redis://host:port/db")
     budget_tokens: int | None = Field(None, ge=0)
     budget_cost: float | None = Field(None, ge=0)
     budget_wall_s: float | None = Field(None, gt=0)

@@ -33,3 +33,6 @@ def allow_model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     from agentos.runtime.llm import gateway
 
     monkeypatch.setattr(gateway, "ALLOW_MODEL_REQUESTS", True)
+
+
+from tests.services import redis_url  # noqa: E402,F401  (a session fixture for every test module)

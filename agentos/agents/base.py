@@ -151,11 +151,13 @@ class Agent:
         if self.goal:
             lines.append(f"Your goal: {self.goal}")
         if len(tools):
+            # Only what to do, not how to format it: the provider (native tool calling or the
+            # local model's JSON schema) decides the wire format of calls and answers.
             lines.append(
-                "You can call these tools: "
-                + "; ".join(f"{t.name}: {t.description}" for t in tools)
-                + ". Call a tool when you need its result; when you have the answer, reply with "
-                "the final answer in plain text and no tool call."
+                "Use your tools ("
+                + ", ".join(t.name for t in tools)
+                + ") whenever they can compute or look up something for you, one step at a "
+                "time; when you have the result, give the final answer."
             )
         if self.instructions:
             lines.append(self.instructions)

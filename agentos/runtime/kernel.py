@@ -123,11 +123,17 @@ class Kernel:
 
     @property
     def bus(self) -> Bus:
-        """The message bus (in-process unless one was given)."""
+        """The message bus: the one given, else ``settings.bus_url`` (in-process or Redis Streams)."""
         if self._bus is None:
-            from agentos.runtime.bus import InProcessBus
+            url = self.settings.bus_url
+            if url.startswith(("redis://", "rediss://")):
+                from agentos.runtime.bus import RedisBus
 
-            self._bus = InProcessBus()
+                self._bus = RedisBus(url)
+            else:
+                from agentos.runtime.bus import InProcessBus
+
+                self._bus = InProcessBus()
         return self._bus
 
     def configure_pool(self, resource: str, **limits: Any) -> None:
@@ -391,5 +397,21 @@ class Kernel:
         self.store.record_message(run.id, topic, agent, payload)
         return message
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
+        """Close the bus (if one was opened) and the run store."""
+        if self._bus is not None and not self._bus.closed:
+            await self._bus.close()
         self.store.close()
+
+    def close(self) -> None:
+        """Sync :meth:`aclose`, for scripts; inside an event loop use ``await kernel.aclose()``."""
+        import asyncio
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(self.aclose())
+            return
+        from agentos.errors import UserError
+
+        raise UserError("Kernel.close() was called inside an event loop; use `await kernel.aclose()`")

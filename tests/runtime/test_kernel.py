@@ -154,3 +154,32 @@ def test_budget_exceeded_is_raised_to_direct_kernel_callers(kernel: Kernel) -> N
 
     with pytest.raises(BudgetExceeded):
         asyncio.run(main())
+
+
+def test_kernels_share_a_redis_bus(tmp_path: Path, redis_url: str) -> None:
+    """Two kernels (as two processes would) talk over Redis Streams; both record what they did."""
+
+    async def main() -> tuple[dict, int]:
+        env = {"AGENTOS_DATA_DIR": str(tmp_path / "a"), "AGENTOS_BUS_URL": redis_url}
+        producer = Kernel(load_settings(env=env))
+        consumer = Kernel(load_settings(env={**env, "AGENTOS_DATA_DIR": str(tmp_path / "b")}))
+        run = producer.start_run("producer")
+        await consumer.bus.ensure_group("kernel-test-tasks", "coders")
+        await producer.publish(run, "planner", "kernel-test-tasks", {"task": "write fib"})
+        [message] = await consumer.bus.fetch("kernel-test-tasks", "coders", max_messages=1, timeout=2.0)
+        await consumer.bus.ack(message)
+        producer.end_run(run, "succeeded")
+        recorded = len(producer.store.messages(run.id))
+        await producer.aclose()
+        await consumer.aclose()
+        return message.payload, recorded
+
+    payload, recorded = asyncio.run(main())
+    assert payload == {"task": "write fib"} and recorded == 1
+
+
+def test_invalid_bus_url_is_a_config_error() -> None:
+    from agentos.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="AGENTOS_BUS_URL"):
+        load_settings(env={"AGENTOS_BUS_URL": "kafka://x"})

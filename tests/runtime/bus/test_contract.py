@@ -19,7 +19,8 @@ from agentos.runtime.bus import (
     PayloadError,
     RequestTimeout,
 )
-from tests.runtime.bus.conftest import REDIS_MISSING, BusFactory
+from tests.runtime.bus.conftest import BusFactory
+from tests.services import REDIS_MISSING
 
 pytestmark = pytest.mark.asyncio
 
