@@ -367,8 +367,8 @@ def ring_attention(
 
     Raises:
         ValueError: bad shapes/dtypes, k/v shorter than q, unknown layout, odd L for zigzag,
-            ``seq_len`` outside ``((L - chunk) * P, L * P]``, or (with ``check``) ranks that
-            disagree on shapes.
+            a ``seq_len`` whose padded length (:func:`padded_length`) is not ``L * P``, or (with
+            ``check``) ranks that disagree on shapes, dtype, ``seq_len`` or layout.
         RuntimeError: torch.distributed is not initialised, or a neighbour did not answer in
             time (a rank died or left the ring).
     """
