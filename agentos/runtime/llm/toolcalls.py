@@ -180,7 +180,9 @@ def tool_call_schema(
         alternatives.append(
             {
                 "type": "object",
-                "properties": {FINAL_ANSWER_KEY: {"type": "string"}},
+                # Not only strings: a small model that wants to answer 395 writes a number, and a
+                # grammar that forbids it makes llama.cpp sample garbage from the leftovers.
+                "properties": {FINAL_ANSWER_KEY: {"type": ["string", "number", "boolean"]}},
                 "required": [FINAL_ANSWER_KEY],
                 "additionalProperties": False,
             }
