@@ -65,18 +65,23 @@ def run(
     chosen = model or kernel.settings.model
     tools = tool if tool is not None else kernel.registry.names()
     err.print(f"[bold]model[/]: {chosen}   [bold]tools[/]: {', '.join(tools) or 'none'}")
-    agent = Agent(name, llm=chosen, tools=tools, max_steps=max_steps, kernel=kernel)
-    result = agent.run(task)
+    status = err.status("thinking (step 1)…")
+
+    def show(step) -> None:  # type: ignore[no-untyped-def]
+        for call in step.tool_calls:
+            mark = "[green]✓[/]" if call.ok else "[red]✗[/]"
+            err.print(f"  {mark} {call.name}({json.dumps(call.arguments)}) → {call.output[:200]}")
+        status.update(f"thinking (step {step.index + 2})…")
+
+    agent = Agent(name, llm=chosen, tools=tools, max_steps=max_steps, kernel=kernel, on_step=show)
+    with status:
+        result = agent.run(task)
     if as_json:
         console.print_json(json.dumps({
             "run_id": result.run_id, "status": result.status, "answer": result.answer,
             "error": result.error, "usage": result.usage, "steps": len(result.steps),
         }))
     else:
-        for step in result.steps:
-            for call in step.tool_calls:
-                mark = "[green]✓[/]" if call.ok else "[red]✗[/]"
-                err.print(f"  {mark} {call.name}({json.dumps(call.arguments)}) → {call.output[:200]}")
         console.print(result.answer or "")
         err.print(
             f"[dim]run {result.run_id}: {result.status}, {len(result.steps)} steps, "

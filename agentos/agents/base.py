@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +95,7 @@ class Agent:
         fallbacks: models to try when ``llm`` keeps failing with transient errors.
         priority, weight: for the scheduler's priority and fair-share policies.
         llm_params: extra parameters for every completion (``temperature``, ``max_tokens``, …).
+        on_step: called with each :class:`Step` once its tool calls have run (for progress).
 
     Raises:
         UserError: a tool name is unknown or two tools share a name.
@@ -117,6 +118,7 @@ class Agent:
         instructions: str | None = None,
         llm_params: dict[str, Any] | None = None,
         kernel: Kernel | None = None,
+        on_step: Callable[[Step], None] | None = None,
     ) -> None:
         if not name:
             raise UserError("an agent needs a name")
@@ -134,6 +136,7 @@ class Agent:
         self.instructions = instructions
         self.llm_params = dict(llm_params or {})
         self.kernel = kernel
+        self.on_step = on_step
         self._registry: ToolRegistry | None = None
 
     # --- set-up -------------------------------------------------------------------------------
@@ -224,8 +227,11 @@ class Agent:
                     answer = completion.content
                 if not completion.tool_calls:
                     status, error = "succeeded", None
+                    self._notify(step)
                     break
-                if await self._act(kernel, run, tools, completion, step, messages):
+                well_formed = await self._act(kernel, run, tools, completion, step, messages)
+                self._notify(step)
+                if well_formed:
                     bad_turns = 0
                     continue
                 bad_turns += 1
@@ -246,6 +252,10 @@ class Agent:
             kernel.end_run(run, status, answer, error)
         usage = (run.usage if owns_run else run.agent(self.name)).as_dict()
         return AgentResult(answer, status, steps, usage, run.id, error)
+
+    def _notify(self, step: Step) -> None:
+        if self.on_step is not None:
+            self.on_step(step)
 
     async def _act(
         self, kernel: Kernel, run: Run, tools: ToolRegistry, completion: Completion, step: Step,

@@ -132,3 +132,12 @@ def test_scripted_llm_says_when_it_runs_out(kernel: Kernel) -> None:
     llm = ScriptedLLM([call("lookup", city="Paris")])
     with pytest.raises(RuntimeError, match="ran out of replies"):
         Agent("x", llm=llm, tools=[lookup]).run("x", kernel=kernel)
+
+
+def test_on_step_reports_each_step_as_it_finishes(kernel: Kernel) -> None:
+    seen: list[tuple[int, list[str]]] = []
+    llm = ScriptedLLM([call("lookup", city="Lyon"), "Lyon: 0.5 million"])
+    agent = Agent("geo", llm=llm, tools=[lookup],
+                  on_step=lambda s: seen.append((s.index, [c.output for c in s.tool_calls])))
+    agent.run("Lyon?", kernel=kernel)
+    assert seen == [(0, ["0.5 million"]), (1, [])]
