@@ -54,7 +54,7 @@ def _entry(
             timeout=timedelta(seconds=timeout_s),
         )
         out = fn(rank, world_size, *args)
-        results.put((rank, "ok", _to_cpu(out)))
+        results.put((rank, "ok", _serialize(out)))
     except BaseException:  # reported to the parent, which raises RankFailed
         results.put((rank, "error", traceback.format_exc()))
     finally:
@@ -72,6 +72,26 @@ def _to_cpu(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _to_cpu(v) for k, v in obj.items()}
     return obj
+
+
+def _serialize(obj: Any) -> bytes:
+    """Results travel as bytes: a tensor sent through the queue by shared memory vanishes when its
+    rank exits before the parent reads it."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(_to_cpu(obj), buffer)
+    return buffer.getvalue()
+
+
+def _deserialize(data: bytes) -> Any:
+    import io
+
+    import torch
+
+    return torch.load(io.BytesIO(data), weights_only=False)
 
 
 def spawn(
@@ -135,7 +155,7 @@ def spawn(
                 continue
             if status == "error":
                 raise RankFailed(f"rank {rank} failed:\n{payload}")
-            outputs[rank] = payload
+            outputs[rank] = _deserialize(payload)
     finally:
         for p in procs:
             p.join(timeout=5)
