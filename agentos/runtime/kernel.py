@@ -97,12 +97,7 @@ class Kernel:
         self.store = store if isinstance(store, RunStore) else RunStore(store)
         self.store.mark_abandoned()
         self.scheduler = scheduler or Scheduler(
-            PoolConfig(
-                max_concurrency=settings.max_concurrency,
-                policy=settings.policy,
-                rpm=settings.rpm,
-                tpm=settings.tpm,
-            ),
+            PoolConfig(max_concurrency=settings.max_concurrency, policy=settings.policy),
             clock=clock,
         )
         self.retry = RetryPolicy(max_retries=settings.max_retries)
@@ -288,6 +283,12 @@ class Kernel:
             llm = self._llms[model] = resolve_llm(model)
             if model.startswith("local/"):
                 self._configure_local_pool(model)
+            elif self.settings.rpm or self.settings.tpm:
+                # Rate limits are per model: they apply to LLM pools, not to tools.
+                self.scheduler.configure(f"llm:{model}", PoolConfig(
+                    max_concurrency=self.settings.max_concurrency, policy=self.settings.policy,
+                    rpm=self.settings.rpm, tpm=self.settings.tpm,
+                ))
         return llm
 
     def _configure_local_pool(self, model: str) -> None:

@@ -183,3 +183,11 @@ def test_invalid_bus_url_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="AGENTOS_BUS_URL"):
         load_settings(env={"AGENTOS_BUS_URL": "kafka://x"})
+
+
+def test_rate_limit_settings_apply_to_models_not_tools(tmp_path: Path) -> None:
+    k = Kernel(load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path), "AGENTOS_RPM": "30"}))
+    k.llm_for("openai/gpt-4o-mini")
+    assert k.scheduler.pool_config("llm:openai/gpt-4o-mini").rpm == 30
+    assert k.scheduler.pool_config("tool:calculator").rpm is None
+    k.close()
