@@ -261,3 +261,30 @@ def test_invalid_pool_config_is_refused() -> None:
         PoolConfig(policy="random")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="rpm"):
         PoolConfig(rpm=0)
+
+
+def test_fair_share_serves_agents_in_proportion_to_weight_under_load() -> None:
+    async def main() -> list[str]:
+        s = Scheduler(PoolConfig(max_concurrency=1, policy="fair_share"))
+        order: list[str] = []
+        gate = asyncio.Event()
+
+        async def blocker() -> None:
+            await gate.wait()
+
+        first = asyncio.ensure_future(s.submit("llm:x", blocker, share_key="z"))
+        await asyncio.sleep(0)
+        tasks = []
+        for agent, weight in (("heavy", 3.0), ("light", 1.0)):
+            for _ in range(12):
+                async def work(name: str = agent) -> None:
+                    order.append(name)
+                tasks.append(asyncio.ensure_future(
+                    s.submit("llm:x", work, share_key=agent, weight=weight)))
+        await asyncio.sleep(0)
+        gate.set()
+        await asyncio.gather(first, *tasks)
+        return order
+
+    order = _run(main())
+    assert order[:8].count("heavy") == 6 and order[:8].count("light") == 2
