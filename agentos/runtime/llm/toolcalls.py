@@ -135,7 +135,11 @@ def format_instructions(tools: Sequence[ToolSpec], *, final_answer: bool = True)
     if tools:
         text += "\n" + describe_tools(tools)
     if final_answer:
-        text += f'\nWhen you have the answer, reply with {{"{FINAL_ANSWER_KEY}": "<your answer>"}}.'
+        text += (
+            "\nUse a tool for anything a tool can do (calculations, lookups, searches, files, "
+            "code): do not work out tool results yourself. When the tool results you need are "
+            f'in, or no tool fits, reply with {{"{FINAL_ANSWER_KEY}": "<your answer>"}}.'
+        )
     return text
 
 
