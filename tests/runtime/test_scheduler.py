@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from agentos.errors import Cancelled, ProviderError, SyscallTimeout
+from agentos.errors import ProviderError, SyscallTimeout
 from agentos.runtime.scheduler import PoolConfig, RetryPolicy, Scheduler
 
 
@@ -94,57 +94,60 @@ def test_tokens_per_minute_limit_counts_estimated_tokens() -> None:
     assert queued_after_cancel == 0  # a cancelled waiter leaves the queue
 
 
-@pytest.mark.parametrize("policy,expected", [
-    ("fifo", ["p0", "p1", "p5", "p9"]),
-    ("priority", ["p9", "p5", "p1", "p0"]),
-])
-def test_policy_decides_order_when_the_pool_is_busy(policy: str, expected: list[str]) -> None:
+def _dispatch_order(config: PoolConfig, submissions: list[dict]) -> list[str]:
+    """The order in which a busy 1-slot pool runs ``submissions`` (labels), once it frees up.
+
+    Each submission is ``{"label": ..., **submit kwargs}``; all are queued while a blocker holds
+    the only slot, so the policy alone decides the order.
+    """
+
     async def main() -> list[str]:
-        s = Scheduler(PoolConfig(max_concurrency=1, policy=policy, aging_rate=0.0))  # type: ignore[arg-type]
+        s = Scheduler(config)
         order: list[str] = []
         gate = asyncio.Event()
 
         async def blocker() -> None:
             await gate.wait()
 
-        first = asyncio.ensure_future(s.submit("llm:x", blocker))
+        first = asyncio.ensure_future(s.submit("llm:x", blocker, share_key="blocker"))
         await asyncio.sleep(0)
         tasks = []
-        for prio in (0, 1, 5, 9):
-            async def work(name: str = f"p{prio}") -> None:
-                order.append(name)
-            tasks.append(asyncio.ensure_future(s.submit("llm:x", work, priority=prio, share_key=f"p{prio}")))
+        for sub in submissions:
+            kwargs = {k: v for k, v in sub.items() if k != "label"}
+
+            async def work(label: str = sub["label"]) -> None:
+                order.append(label)
+
+            tasks.append(asyncio.ensure_future(s.submit("llm:x", work, **kwargs)))
             await asyncio.sleep(0)
         gate.set()
         await asyncio.gather(first, *tasks)
         return order
 
-    assert _run(main()) == expected
+    return _run(main())
+
+
+@pytest.mark.parametrize("policy,expected", [
+    ("fifo", ["p0", "p1", "p5", "p9"]),
+    ("priority", ["p9", "p5", "p1", "p0"]),
+])
+def test_policy_decides_order_when_the_pool_is_busy(policy: str, expected: list[str]) -> None:
+    config = PoolConfig(max_concurrency=1, policy=policy, aging_rate=0.0)  # type: ignore[arg-type]
+    subs = [{"label": f"p{p}", "priority": p, "share_key": f"p{p}"} for p in (0, 1, 5, 9)]
+    assert _dispatch_order(config, subs) == expected
 
 
 def test_round_robin_interleaves_agents_under_load() -> None:
-    async def main() -> list[str]:
-        s = Scheduler(PoolConfig(max_concurrency=1, policy="round_robin"))
-        order: list[str] = []
-        gate = asyncio.Event()
+    subs = [{"label": f"{a}{i}", "share_key": a} for a in "ab" for i in range(3)]
+    order = _dispatch_order(PoolConfig(max_concurrency=1, policy="round_robin"), subs)
+    assert order == ["a0", "b0", "a1", "b1", "a2", "b2"]
 
-        async def blocker() -> None:
-            await gate.wait()
 
-        first = asyncio.ensure_future(s.submit("llm:x", blocker, share_key="z"))
-        await asyncio.sleep(0)
-        tasks = []
-        for agent, n in (("a", 3), ("b", 3)):
-            for i in range(n):
-                async def work(name: str = f"{agent}{i}") -> None:
-                    order.append(name)
-                tasks.append(asyncio.ensure_future(s.submit("llm:x", work, share_key=agent)))
-                await asyncio.sleep(0)
-        gate.set()
-        await asyncio.gather(first, *tasks)
-        return order
-
-    assert _run(main()) == ["a0", "b0", "a1", "b1", "a2", "b2"]
+def test_fair_share_serves_agents_in_proportion_to_weight_under_load() -> None:
+    subs = [{"label": a, "share_key": a, "weight": w} for a, w in (("heavy", 3.0), ("light", 1.0))
+            for _ in range(12)]
+    order = _dispatch_order(PoolConfig(max_concurrency=1, policy="fair_share"), subs)
+    assert order[:8].count("heavy") == 6 and order[:8].count("light") == 2
 
 
 def test_transient_errors_are_retried_with_backoff() -> None:
@@ -262,29 +265,3 @@ def test_invalid_pool_config_is_refused() -> None:
     with pytest.raises(ValueError, match="rpm"):
         PoolConfig(rpm=0)
 
-
-def test_fair_share_serves_agents_in_proportion_to_weight_under_load() -> None:
-    async def main() -> list[str]:
-        s = Scheduler(PoolConfig(max_concurrency=1, policy="fair_share"))
-        order: list[str] = []
-        gate = asyncio.Event()
-
-        async def blocker() -> None:
-            await gate.wait()
-
-        first = asyncio.ensure_future(s.submit("llm:x", blocker, share_key="z"))
-        await asyncio.sleep(0)
-        tasks = []
-        for agent, weight in (("heavy", 3.0), ("light", 1.0)):
-            for _ in range(12):
-                async def work(name: str = agent) -> None:
-                    order.append(name)
-                tasks.append(asyncio.ensure_future(
-                    s.submit("llm:x", work, share_key=agent, weight=weight)))
-        await asyncio.sleep(0)
-        gate.set()
-        await asyncio.gather(first, *tasks)
-        return order
-
-    order = _run(main())
-    assert order[:8].count("heavy") == 6 and order[:8].count("light") == 2
