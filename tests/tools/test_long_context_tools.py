@@ -186,6 +186,7 @@ def test_attention_benchmark_tool_reports_time_and_memory() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 @requires_module("transformers")
 @pytest.mark.skipif(not GGUF.is_file(), reason=f"needs {GGUF} (installed by the model catalogue)")
 def test_qwen_finds_the_relevant_stdlib_section_and_chunked_agrees() -> None:
