@@ -70,6 +70,9 @@ class RouterConfig:
             the usual default: off for k=1 (Switch scales by the raw probability), on for k>1.
         aux_loss_weight: weight of the load-balancing loss in :attr:`Routing.loss`.
         z_loss_weight: weight of the router z-loss in :attr:`Routing.loss`.
+        init_std: standard deviation of the gate's initial weights; ``None`` uses
+            ``d_model ** -0.5``. A small value (e.g. 1e-3) starts training from near-uniform,
+            balanced routing, which keeps early capacity drops low.
 
     Raises:
         ValueError: on any invalid combination; the message says which value to change.
@@ -83,6 +86,7 @@ class RouterConfig:
     normalize_weights: bool | None = None
     aux_loss_weight: float = 0.01
     z_loss_weight: float = 0.001
+    init_std: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_experts, int) or self.num_experts < 1:
@@ -112,6 +116,8 @@ class RouterConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.init_std is not None and not (math.isfinite(self.init_std) and self.init_std >= 0):
+            raise ValueError(f"init_std must be a finite number >= 0 or None, got {self.init_std!r}")
 
     @property
     def renormalize(self) -> bool:
@@ -355,7 +361,8 @@ class Router(nn.Module):
             raise ValueError(f"d_model must be >= 1, got {d_model}")
         self.config = config
         self.gate = nn.Linear(d_model, config.num_experts, bias=False, dtype=dtype, device=device)
-        nn.init.normal_(self.gate.weight, std=d_model**-0.5)
+        std = d_model**-0.5 if config.init_std is None else config.init_std
+        nn.init.normal_(self.gate.weight, std=std)
         self.noise: nn.Linear | None = None
         if config.noisy:
             self.noise = nn.Linear(

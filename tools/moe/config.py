@@ -33,6 +33,7 @@ class MoETransformerConfig:
         noisy_gating: learned noise on router logits while training.
         aux_loss_weight: load-balancing loss weight.
         z_loss_weight: router z-loss weight.
+        router_init_std: initial std of the router gate weights (``None``: ``d_model ** -0.5``).
         vocab_size: 256 for the byte-level tokenizer.
         max_seq_len: longest context (learned position embeddings).
         activation: FFN activation.
@@ -54,6 +55,7 @@ class MoETransformerConfig:
     noisy_gating: bool = False
     aux_loss_weight: float = 0.01
     z_loss_weight: float = 0.001
+    router_init_std: float | None = None
     vocab_size: int = 256
     max_seq_len: int = 256
     activation: Literal["gelu", "silu", "relu"] = "gelu"

@@ -77,7 +77,7 @@ class _Block(nn.Module):
                 num_experts=cfg.num_experts, top_k=cfg.top_k,
                 capacity_factor=cfg.capacity_factor, policy=cfg.policy,
                 noisy=cfg.noisy_gating, aux_loss_weight=cfg.aux_loss_weight,
-                z_loss_weight=cfg.z_loss_weight,
+                z_loss_weight=cfg.z_loss_weight, init_std=cfg.router_init_std,
             )
             self.ffn = MoELayer(cfg.d_model, cfg.d_ff, router, activation=cfg.activation)
         else:

@@ -54,8 +54,9 @@ def evaluate(
     """Mean next-byte loss on fixed windows of ``data`` (same windows for every model).
 
     Returns:
-        ``{"loss": float, "routing": {"drop_rate", "normalized_entropy", "tokens_per_expert"}}``
-        (routing averaged over batches and MoE layers; empty for a dense model).
+        ``{"loss": float, "routing": {"drop_rate", "normalized_entropy", "tokens_per_expert",
+        "per_layer_drop_rate", "per_layer_entropy"}}`` (routing averaged over batches and MoE
+        layers, and per MoE layer averaged over batches; empty for a dense model).
     """
     was_training = model.training
     model.eval()
@@ -64,13 +65,17 @@ def evaluate(
     drops: list[float] = []
     entropies: list[float] = []
     counts: torch.Tensor | None = None
+    layer_drops: dict[int, list[float]] = {}
+    layer_entropies: dict[int, list[float]] = {}
     for _ in range(batches):
         x, y = sample_batch(data, batch_size, seq_len, gen)
         out = model(x, y)
         assert out.loss is not None
         losses.append(float(out.loss))
-        for r in out.routings:
+        for i, r in enumerate(out.routings):
             s = r.stats()
+            layer_drops.setdefault(i, []).append(s.drop_rate)
+            layer_entropies.setdefault(i, []).append(s.normalized_entropy)
             drops.append(s.drop_rate)
             entropies.append(s.normalized_entropy)
             c = torch.tensor(s.tokens_per_expert)
@@ -82,6 +87,8 @@ def evaluate(
             "drop_rate": sum(drops) / len(drops),
             "normalized_entropy": sum(entropies) / len(entropies),
             "tokens_per_expert": counts.tolist() if counts is not None else [],
+            "per_layer_drop_rate": [sum(v) / len(v) for _, v in sorted(layer_drops.items())],
+            "per_layer_entropy": [sum(v) / len(v) for _, v in sorted(layer_entropies.items())],
         }
     return {"loss": sum(losses) / len(losses), "routing": routing}
 
