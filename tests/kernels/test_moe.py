@@ -52,6 +52,17 @@ def test_invalid_router_config_fails_at_construction(kwargs: dict, needle: str) 
         RouterConfig(**kwargs)
 
 
+def test_router_init_std() -> None:
+    torch.manual_seed(0)
+    assert abs(float(Router(256, RouterConfig(8)).gate.weight.std()) - 256**-0.5) < 0.01
+    small = Router(256, RouterConfig(8, init_std=1e-3))
+    assert float(small.gate.weight.std()) < 2e-3
+    probs = small(torch.randn(64, 256)).probs  # near-uniform routing at initialisation
+    assert torch.allclose(probs, torch.full_like(probs, 1 / 8), atol=0.01)
+    with pytest.raises(ValueError, match="init_std"):
+        RouterConfig(8, init_std=-1.0)
+
+
 def test_mismatched_bank_is_refused() -> None:
     torch.manual_seed(0)
     router = Router(8, RouterConfig(4))
