@@ -248,6 +248,10 @@ class Agent:
             status, error = "cancelled", str(exc)
         except (ProviderError, SyscallTimeout) as exc:
             status, error = "failed", str(exc)
+        except BaseException as exc:  # misuse or a bug: record the run as failed, then raise
+            if owns_run:
+                kernel.end_run(run, "failed", answer, f"{type(exc).__name__}: {exc}")
+            raise
         if owns_run:
             kernel.end_run(run, status, answer, error)
         usage = (run.usage if owns_run else run.agent(self.name)).as_dict()

@@ -132,6 +132,9 @@ def test_scripted_llm_says_when_it_runs_out(kernel: Kernel) -> None:
     llm = ScriptedLLM([call("lookup", city="Paris")])
     with pytest.raises(RuntimeError, match="ran out of replies"):
         Agent("x", llm=llm, tools=[lookup]).run("x", kernel=kernel)
+    [run] = kernel.store.list_runs()
+    assert run.status == "failed" and "ran out of replies" in (run.error or "")  # not left running
+    assert [r.outcome for r in kernel.store.syscalls(run.id)] == ["ok", "ok", "error"]
 
 
 def test_on_step_reports_each_step_as_it_finishes(kernel: Kernel) -> None:
