@@ -60,9 +60,10 @@ class Run:
     status: str = "running"
 
     def agent(self, name: str) -> Usage:
+        """What agent ``name`` used in this run; its clock starts at its first syscall."""
         usage = self.agent_usage.get(name)
         if usage is None:
-            usage = self.agent_usage[name] = Usage(started_at=self.usage.started_at)
+            usage = self.agent_usage[name] = Usage()
         return usage
 
 
@@ -200,6 +201,8 @@ class Kernel:
         """
         now = self._clock()
         agent_usage = run.agent(agent)
+        if agent_usage.started_at is None:
+            agent_usage.started_at = now
         try:
             check_budget("run", run.budget, run.usage, now, est_tokens)
             check_budget(f"agent:{agent}", run.agent_budgets.get(agent), agent_usage, now, est_tokens)
@@ -268,8 +271,9 @@ class Kernel:
         cost: float = 0.0, energy: float = 0.0, error: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
+        submitted_wall = time.time() - (self._clock() - submitted)  # the store keeps wall time
         self.store.record_syscall(
-            run.id, agent, kind, resource, name, submitted, wait, service, attempts, outcome,
+            run.id, agent, kind, resource, name, submitted_wall, wait, service, attempts, outcome,
             p, c, cost, energy, error, detail,
         )
 

@@ -191,3 +191,19 @@ def test_rate_limit_settings_apply_to_models_not_tools(tmp_path: Path) -> None:
     assert k.scheduler.pool_config("llm:openai/gpt-4o-mini").rpm == 30
     assert k.scheduler.pool_config("tool:calculator").rpm is None
     k.close()
+
+
+def test_agent_wall_budget_counts_from_the_agents_first_syscall(kernel: Kernel) -> None:
+    async def main() -> str:
+        import time as _time
+
+        run = kernel.start_run("late-joiner")
+        kernel.set_agent_budget(run, "late", Budget(wall_s=0.5))
+        await asyncio.sleep(0.6)  # the run is older than the agent's budget...
+        result = await Agent("late", llm=ScriptedLLM(["on time"])).arun("x", kernel=kernel, run=run)
+        rows = kernel.store.syscalls(run.id)
+        assert abs(rows[0].submitted_at - _time.time()) < 60  # stored as wall-clock time
+        kernel.end_run(run, "succeeded")
+        return result.status
+
+    assert asyncio.run(main()) == "succeeded"  # ...but its own clock started at its first call
