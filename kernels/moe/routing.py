@@ -73,6 +73,11 @@ class RouterConfig:
         init_std: standard deviation of the gate's initial weights; ``None`` uses
             ``d_model ** -0.5``. A small value (e.g. 1e-3) starts training from near-uniform,
             balanced routing, which keeps early capacity drops low.
+        bias_update_rate: auxiliary-loss-free load balancing (DeepSeek-V3): ``u > 0`` keeps a
+            per-expert bias (a non-gradient buffer, saved with the state dict) that is added to
+            the logits for the top-k *selection* only, never to the combine weights; after each
+            optimizer step :meth:`Router.update_bias` does
+            ``bias += u * sign(mean_load - load_e)``. ``0.0`` (default) turns it off. Top-k only.
 
     Raises:
         ValueError: on any invalid combination; the message says which value to change.
@@ -87,6 +92,7 @@ class RouterConfig:
     aux_loss_weight: float = 0.01
     z_loss_weight: float = 0.001
     init_std: float | None = None
+    bias_update_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_experts, int) or self.num_experts < 1:
@@ -116,6 +122,16 @@ class RouterConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not (math.isfinite(self.bias_update_rate) and self.bias_update_rate >= 0):
+            raise ValueError(
+                f"bias_update_rate must be a finite number >= 0 (e.g. 1e-3; 0 turns it off), "
+                f"got {self.bias_update_rate!r}"
+            )
+        if self.bias_update_rate > 0 and self.policy != "top_k":
+            raise ValueError(
+                "bias_update_rate (bias load balancing) needs policy='top_k'; expert_choice is "
+                "balanced by construction: set bias_update_rate=0"
+            )
         if self.init_std is not None and not (math.isfinite(self.init_std) and self.init_std >= 0):
             raise ValueError(f"init_std must be a finite number >= 0 or None, got {self.init_std!r}")
 
@@ -190,6 +206,8 @@ class Routing:
     """Dropped assignments (top-k) or tokens no expert picked (expert choice)."""
     aux_loss: Tensor  # [] weighted load-balancing loss
     z_loss: Tensor  # [] weighted router z-loss
+    requested_per_expert: Tensor | None = None
+    """``[E]`` int64 assignments per expert *before* capacity dropping (top-k only)."""
 
     @property
     def loss(self) -> Tensor:
@@ -251,12 +269,16 @@ def router_z_loss(logits: Tensor) -> Tensor:
     return torch.logsumexp(logits, dim=-1).square().mean()
 
 
-def top_k_route(logits: Tensor, config: RouterConfig) -> Routing:
+def top_k_route(
+    logits: Tensor, config: RouterConfig, selection_bias: Tensor | None = None
+) -> Routing:
     """Top-k routing with optional capacity dropping (see the module docstring).
 
     Args:
         logits: ``[N, E]`` router logits (already noised, if noisy gating is on).
         config: the router configuration; ``config.policy`` is ignored here.
+        selection_bias: optional ``[E]`` bias added to the logits to *choose* the experts only;
+            the combine weights stay the unbiased router probabilities (DeepSeek-V3).
 
     Returns:
         The kept assignments, ordered by (choice rank, token).
@@ -264,7 +286,12 @@ def top_k_route(logits: Tensor, config: RouterConfig) -> Routing:
     N, E = logits.shape
     K = config.top_k
     probs = _softmax(logits)  # [N, E]
-    top_p, top_e = probs.topk(K, dim=-1)  # [N, K], [N, K]
+    if selection_bias is None:
+        top_p, top_e = probs.topk(K, dim=-1)  # [N, K], [N, K]
+    else:
+        scores = logits.detach() + selection_bias.to(logits.dtype)  # [N, E]
+        top_e = scores.topk(K, dim=-1).indices  # [N, K]
+        top_p = probs.gather(1, top_e)  # [N, K] unbiased weights
     if config.renormalize:
         top_p = top_p / top_p.sum(dim=-1, keepdim=True)
 
@@ -300,6 +327,7 @@ def top_k_route(logits: Tensor, config: RouterConfig) -> Routing:
         dropped=N * K - kept,
         aux_loss=aux,
         z_loss=z,
+        requested_per_expert=torch.bincount(top_e.reshape(-1), minlength=E),
     )
 
 
@@ -369,6 +397,44 @@ class Router(nn.Module):
                 d_model, config.num_experts, bias=False, dtype=dtype, device=device
             )
             nn.init.zeros_(self.noise.weight)
+        self.expert_bias: Tensor | None
+        if config.bias_update_rate > 0:
+            # Selection-only bias (no gradient); a buffer, so checkpoints carry it.
+            self.register_buffer(
+                "expert_bias", torch.zeros(config.num_experts, dtype=torch.float32, device=device)
+            )
+            self.register_buffer(
+                "_load", torch.zeros(config.num_experts, dtype=torch.float32, device=device),
+                persistent=False,
+            )
+        else:
+            self.expert_bias = None
+
+    def _enable_bias_buffers(self) -> None:
+        device = self.gate.weight.device
+        self.expert_bias = None
+        del self.expert_bias
+        self.register_buffer("expert_bias", torch.zeros(self.config.num_experts, device=device))
+        self.register_buffer("_load", torch.zeros(self.config.num_experts, device=device),
+                             persistent=False)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # A checkpoint trained with bias balancing carries ``expert_bias``: adopt it even when
+        # this router was built without the option, so inference selects experts as trained.
+        if self.expert_bias is None and prefix + "expert_bias" in state_dict:
+            self._enable_bias_buffers()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @torch.no_grad()
+    def update_bias(self) -> None:
+        """Apply ``bias += u * sign(mean_load - load_e)`` with the per-expert loads (before
+        capacity dropping) accumulated by training-mode forwards since the last call, then reset
+        them. A no-op when bias balancing is off or no training forward ran."""
+        if self.expert_bias is None or float(self._load.sum()) == 0:
+            return
+        load = self._load
+        self.expert_bias.add_(self.config.bias_update_rate * torch.sign(load.mean() - load))
+        load.zero_()
 
     def logits(self, x: Tensor) -> Tensor:
         """Router logits for ``x: [N, D]``; noisy in training mode. Returns ``[N, E]``."""
@@ -391,4 +457,10 @@ class Router(nn.Module):
         logits = self.logits(x)
         if self.config.policy == "expert_choice":
             return expert_choice_route(logits, self.config)
-        return top_k_route(logits, self.config)
+        routing = top_k_route(logits, self.config, self.expert_bias)
+        if self.expert_bias is not None and self.training:
+            with torch.no_grad():
+                # Load before dropping: all chosen experts (kept + dropped) of these tokens.
+                assert routing.requested_per_expert is not None
+                self._load += routing.requested_per_expert.to(self._load.dtype)
+        return routing

@@ -284,3 +284,48 @@ def test_moe_dispatch_is_free_of_per_token_python_loops() -> None:
     assert calls <= 4
     assert moe_gather_loop  # imported for the parametrised comparison above
     assert moe_reference
+
+
+# --- auxiliary-loss-free (bias) load balancing -------------------------------------------------
+
+
+def test_bias_balancing_is_opt_in_and_validated() -> None:
+    assert RouterConfig(8).bias_update_rate == 0.0
+    assert Router(16, RouterConfig(8)).expert_bias is None
+    assert "expert_bias" not in Router(16, RouterConfig(8)).state_dict()
+    with pytest.raises(ValueError, match="bias_update_rate"):
+        RouterConfig(8, bias_update_rate=-1e-3)
+    with pytest.raises(ValueError, match="bias_update_rate"):
+        RouterConfig(8, policy="expert_choice", bias_update_rate=1e-3)
+
+
+def test_bias_moves_load_toward_balance_and_leaves_weights_unbiased() -> None:
+    torch.manual_seed(0)
+    E, N = 4, 512
+    router = Router(8, RouterConfig(E, top_k=1, capacity_factor=None, bias_update_rate=0.05))
+    x = torch.randn(N, 8)
+    with torch.no_grad():  # skewed logits: expert 0 gets most tokens
+        router.gate.weight.mul_(0.1)
+    skew = torch.tensor([1.0, 0.0, -0.5, -1.0])
+    router.logits = lambda t: router.gate(t) + skew  # type: ignore[method-assign]
+
+    def loads() -> torch.Tensor:
+        return router(x).tokens_per_expert().to(torch.float64)
+
+    before = loads()
+    router.update_bias()  # consumes the load of the forward above
+    for _ in range(60):
+        router(x)
+        router.update_bias()
+    after = loads()
+    assert before.max() / N > 0.6  # skewed to start with
+    assert after.std() < 0.5 * before.std() and after.max() / N < 0.4
+    assert float(router.expert_bias[0]) < 0 < float(router.expert_bias[3])
+    # Combine weights are the unbiased probabilities of the chosen experts.
+    r = router(x)
+    assert torch.allclose(r.weight, r.probs[r.token_index, r.expert_index])
+    assert not router.expert_bias.requires_grad
+    # The bias is a checkpointed buffer, adopted even by a router built without the option.
+    fresh = Router(8, RouterConfig(E, top_k=1, capacity_factor=None))
+    fresh.load_state_dict(router.state_dict())
+    assert torch.equal(fresh.expert_bias, router.expert_bias)

@@ -224,3 +224,18 @@ def test_deepspeed_moe_trains_on_two_gloo_ranks() -> None:
                                    timeout_s=240)
     assert [h["step"] for h in history] == [3, 6]
     assert history[-1]["val_loss"] < 5.6 and history[-1]["world_size"] == 2
+
+
+def test_router_bias_balancing_option_trains_and_checkpoints(tmp_path: Path, corpus) -> None:  # type: ignore[no-untyped-def]
+    assert TINY.router_bias_update_rate == 0.0
+    with pytest.raises(ValueError, match="router_bias_update_rate"):
+        TINY.with_(router_bias_update_rate=-1.0)
+    cfg = TINY.with_(router_bias_update_rate=1e-2)
+    assert MoETransformerConfig.from_dict(cfg.to_dict()) == cfg
+    result = train_moe(cfg, 6, out_dir=tmp_path, corpus=corpus, eval_every=3, **TRAIN_KW)
+    biases = {k: v for k, v in result.model.state_dict().items() if k.endswith("expert_bias")}
+    assert len(biases) == len(cfg.moe_layer_indices)
+    assert all(v.abs().sum() > 0 for v in biases.values())  # updated after the steps
+    state, _ = load_checkpoint(tmp_path)
+    for k, v in biases.items():
+        assert torch.equal(state["model"][k], v)

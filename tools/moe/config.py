@@ -34,6 +34,10 @@ class MoETransformerConfig:
         aux_loss_weight: load-balancing loss weight.
         z_loss_weight: router z-loss weight.
         router_init_std: initial std of the router gate weights (``None``: ``d_model ** -0.5``).
+        router_bias_update_rate: auxiliary-loss-free load balancing (DeepSeek-V3) — the rate
+            ``u`` of the per-expert selection bias (see ``RouterConfig.bias_update_rate``);
+            ``0.0`` (default) turns it off. Applied by :func:`enable_router_bias` (called by
+            ``train_moe``); the bias is updated after every optimizer step.
         vocab_size: 256 for the byte-level tokenizer.
         max_seq_len: longest context (learned position embeddings).
         activation: FFN activation.
@@ -56,6 +60,7 @@ class MoETransformerConfig:
     aux_loss_weight: float = 0.01
     z_loss_weight: float = 0.001
     router_init_std: float | None = None
+    router_bias_update_rate: float = 0.0
     vocab_size: int = 256
     max_seq_len: int = 256
     activation: Literal["gelu", "silu", "relu"] = "gelu"
@@ -87,6 +92,14 @@ class MoETransformerConfig:
             )
         if self.policy == "expert_choice" and self.capacity_factor is None:
             raise ValueError("policy='expert_choice' needs a capacity_factor (e.g. 1.0)")
+        if not (math.isfinite(self.router_bias_update_rate)
+                and self.router_bias_update_rate >= 0):
+            raise ValueError(
+                f"router_bias_update_rate must be >= 0 (0 turns it off), got "
+                f"{self.router_bias_update_rate!r}"
+            )
+        if self.router_bias_update_rate > 0 and self.policy != "top_k":
+            raise ValueError("router_bias_update_rate > 0 needs policy='top_k'")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.moe_layers is None:

@@ -20,7 +20,39 @@ from agentos.tools.moe.config import MoETransformerConfig
 from agentos.tools.moe.data import Corpus, load_stdlib_corpus, sample_batch
 from agentos.tools.moe.model import MoETransformer
 
-__all__ = ["TrainResult", "evaluate", "lr_at", "train_moe"]
+__all__ = ["TrainResult", "enable_router_bias", "evaluate", "lr_at", "train_moe",
+           "update_router_biases"]
+
+
+def enable_router_bias(model: torch.nn.Module, rate: float) -> int:
+    """Turn on auxiliary-loss-free bias balancing (rate ``u``) in every top-k router of
+    ``model``; call before loading a state dict that holds the biases. A no-op for ``rate == 0``.
+
+    Returns:
+        The number of routers changed.
+    """
+    from dataclasses import replace
+
+    from agentos.kernels.moe.routing import Router
+
+    if rate <= 0:
+        return 0
+    n = 0
+    for module in model.modules():
+        if isinstance(module, Router) and module.expert_bias is None:
+            module.config = replace(module.config, bias_update_rate=rate)
+            module._enable_bias_buffers()
+            n += 1
+    return n
+
+
+def update_router_biases(model: torch.nn.Module) -> None:
+    """Apply one bias update in every router that has bias balancing on (after a step)."""
+    from agentos.kernels.moe.routing import Router
+
+    for module in model.modules():
+        if isinstance(module, Router):
+            module.update_bias()
 
 
 @dataclass
@@ -147,6 +179,7 @@ def train_moe(
 
     torch.manual_seed(seed)
     model = MoETransformer(config)
+    enable_router_bias(model, config.router_bias_update_rate)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
@@ -206,6 +239,7 @@ def train_moe(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        update_router_biases(model)
         train_loss = float(out.loss.detach())
         done = step + 1
         bar.update(1)
