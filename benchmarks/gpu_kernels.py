@@ -334,12 +334,18 @@ def bench_train_step(b: Bench, quick: bool) -> list[dict[str, Any]]:
         seq, batch = 1024, 16
     amp = b.cuda  # bf16 autocast on the GPU, plain float32 on the CPU
     rows = []
-    for name, experts in (("dense", 1), ("moe-8e-top1", 8)):
+    import agentos.kernels.moe.dispatch as dispatch
+
+    grouped_ok = dispatch._grouped_mm_ok
+    for name, experts, grouped in (("dense", 1, True), ("moe-8e-top1", 8, True),
+                                   ("moe-8e-top1 expert loop", 8, False)):
         cfg = MoETransformerConfig(**shape, num_experts=experts, top_k=1, max_seq_len=seq)
         row: dict[str, Any] = {"model": name, **shape, "num_experts": experts, "seq": seq,
                                "batch": batch, "autocast": "bf16" if amp else "off"}
+        # The expert-loop row turns off the grouped matmul to show what it buys.
+        dispatch._grouped_mm_ok = grouped_ok if grouped else (lambda *_: False)  # type: ignore[assignment]
 
-        def case(cfg: MoETransformerConfig = cfg) -> dict[str, Any]:
+        def case(cfg: MoETransformerConfig = cfg, profile: bool = experts > 1 and grouped) -> dict[str, Any]:
             torch.manual_seed(0)
             model = MoETransformer(cfg).to(b.device)
             opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
@@ -357,10 +363,24 @@ def bench_train_step(b: Bench, quick: bool) -> list[dict[str, Any]]:
                 opt.step()
 
             ms = b.time_ms(step, 2, 3 if quick else 10)
-            return {"ms_step": ms, "tok_s": batch * seq / (ms * 1e-3),
-                    "params": model.num_parameters(), "peak_gib": b.peak_gib()}
+            out = {"ms_step": ms, "tok_s": batch * seq / (ms * 1e-3),
+                   "params": model.num_parameters(), "peak_gib": b.peak_gib()}
+            if profile:  # where the MoE step's time goes, by operator
+                from torch.profiler import ProfilerActivity
+                from torch.profiler import profile as torch_profile
+
+                acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if b.cuda else [])
+                with torch_profile(activities=acts) as prof:
+                    for _ in range(2):
+                        step()
+                    b.sync()
+                key = "self_cuda_time_total" if b.cuda else "self_cpu_time_total"
+                out["profile"] = prof.key_averages().table(sort_by=key, row_limit=18)
+                console.print(out["profile"])
+            return out
 
         row["result"] = b.run(case)
+        dispatch._grouped_mm_ok = grouped_ok  # type: ignore[assignment]
         rows.append(row)
         r = row["result"]
         console.print(f"  train step {name:<12} "

@@ -266,24 +266,68 @@ def test_empty_input_and_stats() -> None:
     assert set(s.as_dict()) >= {"tokens_per_expert", "drop_rate", "usage_entropy"}
 
 
-def test_moe_dispatch_is_free_of_per_token_python_loops() -> None:
-    """The grouped matmul loop runs once per non-empty expert, never per token."""
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_moe_dispatch_is_free_of_per_token_python_loops(
+    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the grouped matmul on, float32 runs all experts in one grouped matmul per weight;
+    float64 (no grouped kernel) loops once per non-empty expert. Neither loops per token."""
+    import agentos.kernels.moe.dispatch as dispatch
+
+    monkeypatch.setattr(dispatch, "GROUPED_MM_ON_CPU", True)
     torch.manual_seed(9)
-    calls = 0
-    bank = Experts(4, 8, 16)
-    original = bank.expert
+    calls = {"ffn": 0, "grouped_mm": 0}
+    real_ffn, real_gmm = dispatch.ffn, torch._grouped_mm
 
-    def counting(e: int, x: torch.Tensor) -> torch.Tensor:
-        nonlocal calls
-        calls += 1
-        return original(e, x)
+    def counting_ffn(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["ffn"] += 1
+        return real_ffn(*args, **kwargs)
 
-    bank.expert = counting  # type: ignore[method-assign]
-    routing = Router(8, RouterConfig(4, 2, None))(torch.randn(500, 8))
-    moe_dispatch(torch.randn(500, 8), routing, bank)
-    assert calls <= 4
-    assert moe_gather_loop  # imported for the parametrised comparison above
-    assert moe_reference
+    def counting_gmm(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["grouped_mm"] += 1
+        return real_gmm(*args, **kwargs)
+
+    monkeypatch.setattr(dispatch, "ffn", counting_ffn)
+    monkeypatch.setattr(torch, "_grouped_mm", counting_gmm)
+    bank = Experts(4, 8, 16, dtype=dtype)
+    routing = Router(8, RouterConfig(4, 2, None), dtype=dtype)(torch.randn(500, 8, dtype=dtype))
+    moe_dispatch(torch.randn(500, 8, dtype=dtype), routing, bank)
+    assert calls == ({"ffn": 0, "grouped_mm": 2} if dtype == torch.float32
+                     else {"ffn": 4, "grouped_mm": 0})
+
+
+@pytest.mark.parametrize(("d_model", "d_hidden", "grouped"),
+                         [(16, 32, True), (5, 7, True), (16, 32, False)])  # (5, 7): loop fallback
+@pytest.mark.parametrize("gated", [False, True])
+def test_grouped_ffn_float32_matches_float64_loop(
+    d_model: int, d_hidden: int, grouped: bool, gated: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The grouped-matmul path and the expert loop in float32 equal the float64 loop, with
+    experts that get no rows, forward and backward, counts as ints or a tensor."""
+    import agentos.kernels.moe.dispatch as dispatch
+    from agentos.kernels.moe import grouped_ffn
+
+    monkeypatch.setattr(dispatch, "GROUPED_MM_ON_CPU", grouped)
+    torch.manual_seed(10 + d_model + gated)
+    bank = Experts(5, d_model, d_hidden, gated=gated, activation="silu")
+    bank64 = Experts(5, d_model, d_hidden, gated=gated, activation="silu", dtype=F64)
+    bank64.load_state_dict({k: v.double() for k, v in bank.state_dict().items()})
+    counts = [7, 0, 12, 0, 4]
+    x = torch.randn(sum(counts), d_model, requires_grad=True)
+    x64 = x.detach().double().requires_grad_()
+    grouped_ffn(x, counts, bank).sum().backward()  # a broadcast output gradient is accepted
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    y = grouped_ffn(x, torch.tensor(counts), bank)
+    y64 = grouped_ffn(x64, counts, bank64)
+    g = torch.randn_like(y64)
+    grads = torch.autograd.grad(y, [x, *bank.parameters()], g.float())
+    grads64 = torch.autograd.grad(y64, [x64, *bank64.parameters()], g)
+    torch.testing.assert_close(y.double(), y64, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads, grads64):
+        torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=1e-5)
+    assert grads[1][1].abs().sum() == 0 and grads[1][3].abs().sum() == 0  # idle experts
+    with pytest.raises(ValueError, match="must sum to"):
+        grouped_ffn(x, [7, 0, 12, 0, 5], bank)
 
 
 # --- auxiliary-loss-free (bias) load balancing -------------------------------------------------
