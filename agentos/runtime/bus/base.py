@@ -54,6 +54,7 @@ __all__ = [
     "BusConfig",
     "BusError",
     "BusFull",
+    "BusUnavailable",
     "Message",
     "PayloadError",
     "RequestTimeout",
@@ -107,6 +108,25 @@ class BusFull(BusError, RunError):
             f"(BusConfig(max_pending=..., max_pending_per_topic={{{topic!r}: ...}}) and "
             f"publish_timeout=...)."
         )
+
+
+class BusUnavailable(BusError, RunError):
+    """The service behind the bus (e.g. Redis) cannot be reached, or stopped answering.
+
+    Raised by any operation that needs the service, after the client's own retries. The bus
+    stays usable: it reconnects on its next operation once the service is back. What was
+    published before the outage is kept by the service (across a restart if it persists
+    data); messages delivered but not acked are delivered again after ``ack_timeout``. An
+    operation that raised this may or may not have taken effect (a publish may have been
+    written): retrying it is safe under at-least-once delivery, a duplicate keeps its ``id``.
+
+    Attributes:
+        url: Where the service was expected (password masked).
+    """
+
+    def __init__(self, url: str, message: str) -> None:
+        self.url = url
+        super().__init__(message)
 
 
 class RequestTimeout(BusError, RunError, TimeoutError):
@@ -304,7 +324,8 @@ class Bus(ABC):
 
     Use it as an async context manager, or call ``close()``. Every method raises `BusClosed`
     once the bus is closed. Names of topics, groups and consumers are 1-200 characters from
-    letters, digits and ``_.:-``; a bad name raises ``ValueError``.
+    letters, digits and ``_.:-``; a bad name raises ``ValueError``. A backend that relies on a
+    service (Redis) raises `BusUnavailable` from any method that needs it while it is down.
     """
 
     def __init__(self, config: BusConfig | None = None) -> None:

@@ -8,6 +8,10 @@ replay ``XRANGE``. Publishing (backlog check + ``XADD``) and dead-lettering (``X
 dead topic + ``XACK``) are Lua scripts, so each is atomic across processes. Needs Redis >= 7.0
 and the ``redis`` client (``pip install "agentos-kit[redis]"``), imported when a `RedisBus` is
 built, not when this module is.
+
+Every operation that talks to Redis raises `BusUnavailable` when Redis cannot be reached (after
+redis-py's own retries, a few seconds); the client reconnects on the next command, so the bus
+works again as soon as Redis is back.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Self, cast
+from urllib.parse import urlsplit, urlunsplit
 
 from agentos.runtime.bus.base import (
     DEAD_LETTER_SUFFIX,
@@ -24,6 +30,7 @@ from agentos.runtime.bus.base import (
     BusConfig,
     BusError,
     BusFull,
+    BusUnavailable,
     Message,
     check_name,
     dead_letter_headers,
@@ -89,6 +96,16 @@ def _offset(stream_id: str) -> int:
     return int(stream_id.rpartition("-")[2]) - 1
 
 
+def _masked(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***`` (for error messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 class RedisBus(Bus):
     """A `Bus` on Redis Streams, shared by every bus with the same url and prefix.
 
@@ -103,8 +120,9 @@ class RedisBus(Bus):
     Raises:
         ImportError: If the ``redis`` package is missing (``pip install "agentos-kit[redis]"``).
 
-    Entering it as an async context manager checks that Redis answers, raising `BusError`
-    with the url otherwise.
+    Every method that talks to Redis raises `BusUnavailable` (a `BusError`) when Redis cannot
+    be reached; the bus needs no repair afterwards: it reconnects on its next call. Entering it
+    as an async context manager checks that Redis answers (and closes it if not).
     """
 
     def __init__(
@@ -120,6 +138,7 @@ class RedisBus(Bus):
             import redis.asyncio as aioredis
             from redis.exceptions import ConnectionError as RedisConnectionError
             from redis.exceptions import ResponseError
+            from redis.exceptions import TimeoutError as RedisTimeoutError
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError(
                 'RedisBus needs the redis client: pip install "agentos-kit[redis]"'
@@ -128,7 +147,8 @@ class RedisBus(Bus):
         self.prefix = prefix
         self._poll = poll_interval
         self._response_error = ResponseError
-        self._connection_error = RedisConnectionError
+        # A lost or refused connection (BusyLoadingError, a ConnectionError, included).
+        self._unreachable = (RedisConnectionError, RedisTimeoutError, OSError)
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
             url, decode_responses=True, protocol=2
         )
@@ -140,13 +160,31 @@ class RedisBus(Bus):
     async def __aenter__(self) -> Self:
         self._check_open()
         try:
-            await self._redis.ping()
-        except (OSError, self._connection_error) as exc:
+            with self._reaching_redis():
+                await self._redis.ping()
+        except BusUnavailable:
             await self.close()
-            raise BusError(
-                f"cannot reach Redis at {self.url}: {exc}; is redis-server running there?"
-            ) from exc
+            raise
         return self
+
+    @contextmanager
+    def _reaching_redis(self) -> Iterator[None]:
+        """Turn a lost connection to Redis into `BusUnavailable` that says what to do."""
+        try:
+            yield
+        except BusError:  # ours (BusFull, RequestTimeout: a TimeoutError, so an OSError)
+            raise
+        except self._unreachable as exc:
+            url = _masked(self.url)
+            cause = f"{type(exc).__name__}: {str(exc).rstrip('.')}"
+            raise BusUnavailable(
+                url,
+                f"Redis at {url} is unreachable ({cause}). Check it with `redis-cli -u {url} "
+                f"ping` and start or fix redis-server there. Messages already published are "
+                f"kept in Redis (across a restart only if it persists data, e.g. appendonly "
+                f"yes) and un-acked ones are redelivered once it is back; this bus reconnects "
+                f"by itself, so retry the operation then.",
+            ) from exc
 
     def _key(self, topic: str) -> str:
         return self.prefix + topic
@@ -190,7 +228,8 @@ class RedisBus(Bus):
         pause = 0.005
         while True:
             self._check_open()
-            added = await self._xadd(topic, data, headers, limit=limit)
+            with self._reaching_redis():
+                added = await self._xadd(topic, data, headers, limit=limit)
             raise_if_cancelled()
             if isinstance(added, Message):
                 return added
@@ -217,9 +256,9 @@ class RedisBus(Bus):
                 if remaining <= 0:
                     return None
                 block = max(1, int(min(remaining, self._poll) * 1000))
-                response = cast(
-                    _StreamsReply, await self._redis.xread({key: "0-0"}, count=1, block=block)
-                )
+                with self._reaching_redis():
+                    reply = await self._redis.xread({key: "0-0"}, count=1, block=block)
+                response = cast(_StreamsReply, reply)
                 raise_if_cancelled()
                 for _stream, entries in response or []:
                     for stream_id, fields in entries:
@@ -229,10 +268,14 @@ class RedisBus(Bus):
 
     async def _close_reply_box(self, reply_to: str) -> None:
         if not self._closed:
-            await self._redis.delete(self._key(reply_to))
+            with self._reaching_redis():
+                await self._redis.delete(self._key(reply_to))
 
     async def _post_reply(self, reply_to: str, data: str, headers: dict[str, str]) -> Message:
-        message = await self._xadd(reply_to, data, headers, limit=-1, ttl=self.config.reply_ttl)
+        with self._reaching_redis():
+            message = await self._xadd(
+                reply_to, data, headers, limit=-1, ttl=self.config.reply_ttl
+            )
         assert isinstance(message, Message), "a reply is never refused"
         return message
 
@@ -245,7 +288,8 @@ class RedisBus(Bus):
         if (topic, group) in self._groups:
             return
         try:
-            await self._redis.xgroup_create(self._key(topic), group, id="0", mkstream=True)
+            with self._reaching_redis():
+                await self._redis.xgroup_create(self._key(topic), group, id="0", mkstream=True)
         except self._response_error as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -272,12 +316,13 @@ class RedisBus(Bus):
         try:
             while True:
                 try:
-                    out = await self._claim(topic, group, consumer, max_messages)
-                    remaining = deadline - loop.time()
-                    if len(out) < max_messages and not self._closed:
-                        block = None if out or remaining <= 0 else min(remaining, self._poll)
-                        count = max_messages - len(out)
-                        out += await self._read_new(topic, group, consumer, count, block)
+                    with self._reaching_redis():
+                        out = await self._claim(topic, group, consumer, max_messages)
+                        remaining = deadline - loop.time()
+                        if len(out) < max_messages and not self._closed:
+                            block = None if out or remaining <= 0 else min(remaining, self._poll)
+                            count = max_messages - len(out)
+                            out += await self._read_new(topic, group, consumer, count, block)
                 except self._response_error as exc:
                     if "NOGROUP" not in str(exc):
                         raise
@@ -363,23 +408,25 @@ class RedisBus(Bus):
     async def ack(self, message: Message) -> None:
         self._check_open()
         group = self._check_delivered(message, "ack")
-        await self._redis.xack(self._key(message.topic), group, _stream_id(message.offset))
+        with self._reaching_redis():
+            await self._redis.xack(self._key(message.topic), group, _stream_id(message.offset))
 
     async def nack(self, message: Message, reason: str = "nacked") -> None:
         self._check_open()
         group = self._check_delivered(message, "nack")
-        if message.delivery_count >= self.config.max_deliveries:
-            await self._dead_letter(message, message.delivery_count, reason)
-            return
-        await self._redis.xclaim(
-            self._key(message.topic),
-            group,
-            message.consumer or self.consumer_name,
-            0,
-            [_stream_id(message.offset)],
-            idle=_NACK_IDLE_MS,
-            justid=True,
-        )
+        with self._reaching_redis():
+            if message.delivery_count >= self.config.max_deliveries:
+                await self._dead_letter(message, message.delivery_count, reason)
+                return
+            await self._redis.xclaim(
+                self._key(message.topic),
+                group,
+                message.consumer or self.consumer_name,
+                0,
+                [_stream_id(message.offset)],
+                idle=_NACK_IDLE_MS,
+                justid=True,
+            )
 
     # ------------------------------------------------------------------------------- replay
     async def replay(self, topic: str, from_offset: int = 0) -> AsyncIterator[Message]:
@@ -388,13 +435,15 @@ class RedisBus(Bus):
         if from_offset < 0:
             raise ValueError(f"from_offset must be >= 0, got {from_offset!r}")
         key = self._key(topic)
-        newest = cast(_Entries, await self._redis.xrevrange(key, "+", "-", count=1))
+        with self._reaching_redis():
+            newest = cast(_Entries, await self._redis.xrevrange(key, "+", "-", count=1))
         if not newest:
             return
         end, start = newest[0][0], _stream_id(from_offset)
         while True:
             self._check_open()
-            page = cast(_Entries, await self._redis.xrange(key, start, end, count=100))
+            with self._reaching_redis():
+                page = cast(_Entries, await self._redis.xrange(key, start, end, count=100))
             for stream_id, fields in page:
                 yield self._message(topic, stream_id, fields)
             if len(page) < 100:
