@@ -239,3 +239,22 @@ def test_router_bias_balancing_option_trains_and_checkpoints(tmp_path: Path, cor
     state, _ = load_checkpoint(tmp_path)
     for k, v in biases.items():
         assert torch.equal(state["model"][k], v)
+
+
+def test_evaluate_at_another_capacity_factor_leaves_the_model_as_trained(corpus) -> None:  # type: ignore[no-untyped-def]
+    """Routing health of a router trained without capacity is measured at capacity 1.25 (or
+    any other), and the model routes as it was trained afterwards, also after a bad value."""
+    from agentos.tools.moe.train import evaluate
+
+    torch.manual_seed(0)
+    model = MoETransformer(TINY.with_(num_experts=8, top_k=1, capacity_factor=None))
+    as_trained = evaluate(model, corpus.val, 4, 32, 2)
+    tight = evaluate(model, corpus.val, 4, 32, 2, capacity_factor=0.5)
+    assert as_trained["routing"]["drop_rate"] == 0.0
+    assert tight["routing"]["drop_rate"] >= 0.5  # capacity for half the tokens at most
+    assert tight["loss"] != as_trained["loss"]  # dropped tokens skip their FFN
+    with pytest.raises(ValueError, match="capacity_factor must be"):
+        evaluate(model, corpus.val, 4, 32, 2, capacity_factor=-1.0)
+    routers = [m for m in model.modules() if hasattr(m, "expert_bias")]
+    assert routers and all(r.config.capacity_factor is None for r in routers)
+    assert evaluate(model, corpus.val, 4, 32, 2) == as_trained

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,6 @@ def enable_router_bias(model: torch.nn.Module, rate: float) -> int:
     Returns:
         The number of routers changed.
     """
-    from dataclasses import replace
-
     from agentos.kernels.moe.routing import Router
 
     if rate <= 0:
@@ -78,18 +77,27 @@ def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+_TRAINED = "trained"
+
+
 @torch.no_grad()
 def evaluate(
     model: MoETransformer, data: torch.Tensor, batch_size: int, seq_len: int, batches: int,
-    seed: int = 1234,
+    seed: int = 1234, capacity_factor: float | None | str = _TRAINED,
 ) -> dict[str, Any]:
     """Mean next-byte loss on fixed windows of ``data`` (same windows for every model).
+
+    ``capacity_factor`` routes at another capacity than the model was built with (``None``: no
+    dropping), e.g. to report the drop rate of a router trained without capacity at 1.25.
 
     Returns:
         ``{"loss": float, "routing": {"drop_rate", "normalized_entropy", "tokens_per_expert",
         "per_layer_drop_rate", "per_layer_entropy"}}`` (routing averaged over batches and MoE
         layers, and per MoE layer averaged over batches; empty for a dense model).
     """
+    if capacity_factor != _TRAINED:
+        with _capacity(model, capacity_factor):  # type: ignore[arg-type]
+            return evaluate(model, data, batch_size, seq_len, batches, seed)
     was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(seed)
@@ -123,6 +131,22 @@ def evaluate(
             "per_layer_entropy": [sum(v) / len(v) for _, v in sorted(layer_entropies.items())],
         }
     return {"loss": sum(losses) / len(losses), "routing": routing}
+
+
+@contextmanager
+def _capacity(model: torch.nn.Module, capacity_factor: float | None) -> Iterator[None]:
+    """Route every top-k router of ``model`` at ``capacity_factor`` inside the block."""
+    from agentos.kernels.moe.routing import Router
+
+    routers = [m for m in model.modules() if isinstance(m, Router)]
+    saved = [r.config for r in routers]
+    try:
+        for r in routers:
+            r.config = replace(r.config, capacity_factor=capacity_factor)  # validates the value
+        yield
+    finally:
+        for r, config in zip(routers, saved):
+            r.config = config
 
 
 def train_moe(
