@@ -254,6 +254,10 @@ def _block_forward(
             q, k, v, 0.0, causal, attn_mask=bias, scale=scale
         )
         lse = lse.to(_acc_dtype(q.dtype))
+    elif _cuda_flash_ok(q, bias):
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention(
+            q, k, v, 0.0, causal, False, scale=scale
+        )[:2]
     else:
         # Portable path (CUDA and others): materialised scores for this block only.
         acc = _acc_dtype(q.dtype)
@@ -270,6 +274,34 @@ def _block_forward(
         empty = torch.isneginf(bias).all(dim=-1).expand(lse.shape)  # [B, H, Q]
         lse = lse.masked_fill(empty, -math.inf)
     return out, lse
+
+
+def _cuda_flash_ok(q: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """Whether a block runs in torch's CUDA flash kernel: half precision, no additive bias,
+    head dim a multiple of 8 up to 256 (the kernel's limits)."""
+    return (
+        q.device.type == "cuda"
+        and bias is None
+        and q.dtype in (torch.float16, torch.bfloat16)
+        and q.shape[-1] % 8 == 0
+        and q.shape[-1] <= 256
+        and torch.backends.cuda.flash_sdp_enabled()
+    )
+
+
+_FLASH_AUX: dict[torch.device, tuple[torch.Tensor, ...]] = {}
+
+
+def _cuda_flash_aux(q: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The sequence-offset and RNG-state tensors the flash backward takes. Without dropout or
+    variable lengths they are the same placeholders for every call: read them once, from a tiny
+    forward, rather than keep each block's."""
+    aux = _FLASH_AUX.get(q.device)
+    if aux is None:
+        t = torch.zeros(1, 1, 8, 8, dtype=q.dtype, device=q.device)
+        res = torch.ops.aten._scaled_dot_product_flash_attention(t, t, t, 0.0, False, False)
+        aux = _FLASH_AUX[q.device] = (res[2], res[3], res[6], res[7])
+    return aux
 
 
 def _block_backward(
@@ -307,6 +339,14 @@ def _block_backward(
             causal,
             attn_mask=bias,
             scale=scale,
+        )
+        return dq, dk, dv
+    if _cuda_flash_ok(q, bias):
+        cum_q, cum_k, rng, unused = _cuda_flash_aux(q)
+        dq, dk, dv = torch.ops.aten._scaled_dot_product_flash_attention_backward(
+            dout.to(q.dtype).contiguous(), q, k, v, out.to(q.dtype).contiguous(),
+            lse.float().contiguous(), cum_q, cum_k, q.shape[2], k.shape[2], 0.0, causal, rng,
+            unused, scale=scale,
         )
         return dq, dk, dv
     acc = _acc_dtype(q.dtype)
@@ -517,8 +557,8 @@ def blockwise_attention(
 
     Legend: B batch, H heads, T sequence length, D head dim.
 
-    Each (query block, key block) pair runs in torch's fused CPU flash kernel (a small
-    materialised block elsewhere); partials merge in float32 by log-sum-exp. With ``causal``
+    Each (query block, key block) pair runs in torch's fused flash kernel (the CPU one, or on
+    CUDA the GPU one for half precision; a small materialised block elsewhere); partials merge in float32 by log-sum-exp. With ``causal``
     blocks above the diagonal are skipped. Memory beyond inputs and output is one block's worth.
 
     Args:
