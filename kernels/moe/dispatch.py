@@ -63,8 +63,8 @@ def grouped_ffn(x: Tensor, counts: Sequence[int] | Tensor, experts: Experts) -> 
 
     Uses one grouped matrix product per weight (``torch._grouped_mm``: a single kernel for all
     experts, no host sync when ``counts`` is a tensor) on GPUs where this torch build has it for
-    the dtype (see :data:`GROUPED_MM_ON_CPU`), else a loop over the experts. Both paths give every expert's weight one
-    gradient tensor (never E full-size zero-filled ones).
+    the dtype (see :data:`GROUPED_MM_ON_CPU`), else a loop over the experts. Both paths give
+    each weight one gradient tensor (never E full-size zero-filled ones).
 
     The result always stays connected to ``x`` and to the expert weights in the autograd graph,
     even when there are no rows, so that collectives in a backward pass run on every rank.
