@@ -30,9 +30,10 @@ from agentos.kernels.attention import (
     vanilla_attention,
 )
 from agentos.kernels.launch import spawn
-from agentos.kernels.moe import MoELayer, RouterConfig, ffn, moe_dispatch, moe_reference
+from agentos.kernels.moe import MoELayer, RouterConfig, moe_dispatch, moe_reference
 from agentos.kernels.ring import ring_attention, shard_sequence
 from tests.kernels.test_attention import DILATED_CASES, _inputs
+from tests.kernels.test_moe import _grads, check_one_expert_equals_dense_ffn
 from tests.kernels.test_ring import Case, _compare, _full_inputs
 
 DEVICE = torch.device(os.environ.get("AGENTOS_TEST_DEVICE", "cuda"))
@@ -205,33 +206,9 @@ def test_ring_attention_nccl_matches_dense() -> None:
 # --- MoE ------------------------------------------------------------------------------------------
 
 
-def _grads(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {n: (p.grad.clone() if p.grad is not None else torch.zeros_like(p))
-            for n, p in module.named_parameters()}
-
-
 @pytest.mark.parametrize("gated", [False, True])
 def test_one_expert_equals_dense_ffn(gated: bool) -> None:
-    torch.manual_seed(21)
-    layer = MoELayer(32, 64, RouterConfig(1, capacity_factor=None), gated=gated, dtype=F64, device=DEVICE)
-    x = torch.randn(4, 33, 32, dtype=F64, device=DEVICE, requires_grad=True)
-    y, routing = layer(x)
-    ex = layer.experts
-    w_in, w_out = (w.detach()[0].clone().requires_grad_() for w in (ex.w_in, ex.w_out))
-    w_gate = ex.w_gate.detach()[0].clone().requires_grad_() if ex.w_gate is not None else None
-    x2 = x.detach().clone().requires_grad_()
-    y_dense = ffn(x2.reshape(-1, 32), w_in, w_out, w_gate, ex.activation).reshape(x.shape)
-    assert y.device.type == DEVICE.type and routing.dropped == 0
-    torch.testing.assert_close(y, y_dense, rtol=1e-12, atol=1e-12)
-
-    g = torch.randn_like(y)
-    (y * g).sum().backward()
-    (y_dense * g).sum().backward()
-    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(ex.w_in.grad[0], w_in.grad, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(ex.w_out.grad[0], w_out.grad, rtol=1e-12, atol=1e-12)
-    if w_gate is not None:
-        torch.testing.assert_close(ex.w_gate.grad[0], w_gate.grad, rtol=1e-12, atol=1e-12)
+    check_one_expert_equals_dense_ffn(gated, DEVICE, d_model=32, d_hidden=64)
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,6 @@ from agentos.kernels.moe import (
     ffn,
     load_balancing_loss,
     moe_dispatch,
-    moe_gather_loop,
-    moe_reference,
     router_z_loss,
     top_k_route,
 )
@@ -75,18 +73,23 @@ def test_mismatched_bank_is_refused() -> None:
 # --- equivalences with dense FFNs ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("gated", [False, True])
-def test_one_expert_equals_dense_ffn(gated: bool) -> None:
+def check_one_expert_equals_dense_ffn(
+    gated: bool, device: torch.device | str = "cpu", d_model: int = 12, d_hidden: int = 24
+) -> None:
+    """A 1-expert MoE layer equals its expert as a dense FFN in float64 on ``device``: outputs
+    and the gradients of the input and every expert weight (also used by the GPU tests)."""
     torch.manual_seed(1)
-    layer = MoELayer(12, 24, RouterConfig(1, capacity_factor=None), gated=gated, dtype=F64)
-    x = torch.randn(2, 9, 12, dtype=F64, requires_grad=True)
+    layer = MoELayer(d_model, d_hidden, RouterConfig(1, capacity_factor=None), gated=gated,
+                     dtype=F64, device=device)
+    x = torch.randn(2, 9, d_model, dtype=F64, device=device, requires_grad=True)
     y, routing = layer(x)
     ex = layer.experts
     w_in = ex.w_in.detach()[0].clone().requires_grad_()
     w_out = ex.w_out.detach()[0].clone().requires_grad_()
     w_gate = ex.w_gate.detach()[0].clone().requires_grad_() if ex.w_gate is not None else None
     x2 = x.detach().clone().requires_grad_()
-    y_dense = ffn(x2.reshape(-1, 12), w_in, w_out, w_gate, ex.activation).reshape(2, 9, 12)
+    y_dense = ffn(x2.reshape(-1, d_model), w_in, w_out, w_gate, ex.activation).reshape(x.shape)
+    assert y.device == x.device and routing.dropped == 0
     torch.testing.assert_close(y, y_dense, rtol=1e-12, atol=1e-12)
 
     g = torch.randn_like(y)
@@ -97,7 +100,11 @@ def test_one_expert_equals_dense_ffn(gated: bool) -> None:
     torch.testing.assert_close(ex.w_out.grad[0], w_out.grad, rtol=1e-12, atol=1e-12)
     if w_gate is not None:
         torch.testing.assert_close(ex.w_gate.grad[0], w_gate.grad, rtol=1e-12, atol=1e-12)
-    assert routing.dropped == 0
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_one_expert_equals_dense_ffn(gated: bool) -> None:
+    check_one_expert_equals_dense_ffn(gated)
 
 
 @pytest.mark.parametrize("num_experts", [2, 5])
