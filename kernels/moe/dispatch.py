@@ -21,6 +21,7 @@ Legend:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import accumulate
 from dataclasses import dataclass
 
 import torch
@@ -75,7 +76,8 @@ def grouped_ffn(x: Tensor, counts: Sequence[int] | Tensor, experts: Experts) -> 
         experts: the bank.
 
     Raises:
-        ValueError: ``counts`` does not have one entry per expert or does not sum to ``A``.
+        ValueError: ``counts`` does not have one entry per expert or does not sum to ``A``
+            (not checked for a tensor on the grouped-matmul path, which would sync).
     """
     if len(counts) != experts.num_experts:
         raise ValueError(
@@ -132,15 +134,11 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
 
 
 def _grouped_ffn_gmm(x: Tensor, counts: Sequence[int] | Tensor, experts: Experts) -> Tensor:
-    if isinstance(counts, Tensor):
+    if isinstance(counts, Tensor):  # stays on the device: not checked against A (no sync)
         offs = counts.to(device=x.device).cumsum(0).to(torch.int32)  # [E] row ends
     else:
-        ends = [0] * len(counts)
-        total = 0
-        for e, n in enumerate(counts):
-            total += int(n)
-            ends[e] = total
-        if total != x.shape[0]:
+        ends = list(accumulate(int(n) for n in counts))
+        if ends[-1] != x.shape[0]:
             raise ValueError(f"counts {list(counts)} must sum to the {x.shape[0]} rows of x")
         offs = torch.tensor(ends, dtype=torch.int32, device=x.device)
     dtype = _compute_dtype(x)
