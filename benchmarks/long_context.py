@@ -424,8 +424,9 @@ def main(argv: list[str] | None = None) -> int:
         "python": sys.version.split()[0],
         "command": " ".join(["python", "benchmarks/long_context.py", *(argv if argv is not None else sys.argv[1:])]),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    out = args.out / RESULTS.name if args.out.is_dir() else args.out  # a folder: default name in it
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     methods = [m for m in args.methods if m != "ring"] + [f"ring x{r}" for r in args.ranks] * ("ring" in args.methods)
     if args.long and "ring x4" not in methods:
         methods.append("ring x4")
@@ -433,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     _print_table(rows, methods, f"Attention {mode}, B={BATCH} H={HEADS} D={HEAD_DIM} float32, "
                  f"{'causal' if args.causal else 'full'}, {os.cpu_count()} CPU cores: "
                  "time / peak extra RSS per rank")
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
     return 0
 
 
