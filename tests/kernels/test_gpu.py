@@ -33,7 +33,7 @@ from agentos.kernels.launch import spawn
 from agentos.kernels.moe import MoELayer, RouterConfig, moe_dispatch, moe_reference
 from agentos.kernels.ring import ring_attention, shard_sequence
 from tests.kernels.test_attention import DILATED_CASES, _inputs
-from tests.kernels.test_moe import _grads, check_one_expert_equals_dense_ffn
+from tests.kernels.test_moe import check_dispatch_impls_agree, check_one_expert_equals_dense_ffn
 from tests.kernels.test_ring import Case, _compare, _full_inputs
 
 DEVICE = torch.device(os.environ.get("AGENTOS_TEST_DEVICE", "cuda"))
@@ -219,25 +219,7 @@ def test_sort_dispatch_matches_reference_float64(num_experts: int, top_k: int, p
     torch.manual_seed(22 + num_experts)
     cfg = RouterConfig(num_experts, top_k, capacity_factor=1.0, policy=policy)  # type: ignore[arg-type]
     layer = MoELayer(32, 48, cfg, gated=True, activation="silu", dtype=F64, device=DEVICE)
-    x = torch.randn(3, 61, 32, dtype=F64, device=DEVICE)
-    g = torch.randn_like(x)
-    results = {}
-    for impl in ("sort", "reference", "gather_loop"):
-        layer.impl = impl  # type: ignore[assignment]
-        layer.zero_grad()
-        xi = x.clone().requires_grad_()
-        y, routing = layer(xi)
-        assert y.device.type == DEVICE.type and routing.token_index.device.type == DEVICE.type
-        ((y * g).sum() + routing.loss).backward()
-        results[impl] = (y.detach(), xi.grad, _grads(layer))
-    y0, gx0, gp0 = results["reference"]
-    for impl in ("sort", "gather_loop"):
-        y1, gx1, gp1 = results[impl]
-        torch.testing.assert_close(y1, y0, rtol=1e-10, atol=1e-12)
-        torch.testing.assert_close(gx1, gx0, rtol=1e-10, atol=1e-12)
-        for name in gp0:
-            torch.testing.assert_close(gp1[name], gp0[name], rtol=1e-10, atol=1e-12, msg=name)
-    assert gp0["router.gate.weight"].abs().sum() > 0
+    check_dispatch_impls_agree(layer, torch.randn(3, 61, 32, dtype=F64, device=DEVICE))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

@@ -240,7 +240,12 @@ def test_sort_dispatch_matches_reference(
     torch.manual_seed(7 + num_experts * 10 + top_k)
     cfg = RouterConfig(num_experts, top_k, capacity_factor=1.0, policy=policy)  # type: ignore[arg-type]
     layer = MoELayer(16, 24, cfg, gated=gated, activation="silu" if gated else "gelu", dtype=F64)
-    x = torch.randn(3, 23, 16, dtype=F64)
+    check_dispatch_impls_agree(layer, torch.randn(3, 23, 16, dtype=F64))
+
+
+def check_dispatch_impls_agree(layer: MoELayer, x: torch.Tensor) -> None:
+    """sort, gather_loop and the masked reference give the same outputs and gradients (input,
+    experts, router) in float64, all on ``x``'s device (also used by the GPU tests)."""
     g = torch.randn_like(x)
     results = {}
     for impl in ("sort", "reference", "gather_loop"):
@@ -248,6 +253,7 @@ def test_sort_dispatch_matches_reference(
         layer.zero_grad()
         xi = x.clone().requires_grad_()
         y, routing = layer(xi)
+        assert y.device == x.device and routing.token_index.device == x.device
         ((y * g).sum() + routing.loss).backward()
         results[impl] = (y.detach(), xi.grad, _grads(layer))
     y0, gx0, gp0 = results["reference"]
