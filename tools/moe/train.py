@@ -7,6 +7,7 @@ that drives them, writes checkpoints and shows progress with tqdm.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -246,8 +247,9 @@ def train_moe(
 
     from tqdm.auto import tqdm
 
+    # Into a log file (not a terminal) a line every 30 s, not one per 0.1 s.
     bar = tqdm(total=steps, initial=start_step, disable=not progress, desc="train_moe",
-               unit="step", dynamic_ncols=True)
+               unit="step", dynamic_ncols=True, mininterval=0.1 if sys.stderr.isatty() else 30.0)
     model.train()
     wall = wall_offset  # training time only (evaluation and checkpoints excluded)
     train_loss = math.nan
@@ -266,8 +268,8 @@ def train_moe(
         update_router_biases(model)
         train_loss = float(out.loss.detach())
         done = step + 1
+        bar.set_postfix(loss=f"{train_loss:.3f}", refresh=False)  # shown by update's refresh
         bar.update(1)
-        bar.set_postfix(loss=f"{train_loss:.3f}")
         wall += time.perf_counter() - t_step
         out_of_time = (max_wall_s is not None and wall >= max_wall_s) or done == stop_at
         if done % eval_every == 0 or done == steps or out_of_time:
