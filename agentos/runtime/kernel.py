@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentos.errors import (
@@ -160,6 +160,14 @@ class Kernel:
         self._runs[run.id] = run
         return run
 
+    def resume_run(self, run_id: str, name: str, *, budget: Budget | None = None) -> Run:
+        """Reopen a stopped run under its own id (a crew resuming it); usage counts from now."""
+        self.store.reopen_run(run_id)
+        run = Run(run_id, name, budget)
+        run.usage.started_at = self._clock()
+        self._runs[run.id] = run
+        return run
+
     def end_run(
         self, run: Run, status: str, result: str | None = None, error: str | None = None
     ) -> None:
@@ -285,9 +293,7 @@ class Kernel:
         llm = self._llms.get(model)
         if llm is None:
             llm = self._llms[model] = resolve_llm(model)
-            if model.startswith("local/"):
-                self._configure_local_pool(model)
-            elif self.settings.rpm or self.settings.tpm:
+            if not model.startswith("local/") and (self.settings.rpm or self.settings.tpm):
                 # Rate limits are per model: they apply to LLM pools, not to tools.
                 self.scheduler.configure(f"llm:{model}", PoolConfig(
                     max_concurrency=self.settings.max_concurrency, policy=self.settings.policy,
@@ -295,14 +301,20 @@ class Kernel:
                 ))
         return llm
 
-    def _configure_local_pool(self, model: str) -> None:
-        """The local model's parallel slots become its pool's concurrency: the scheduler owns them."""
-        from agentos.runtime.llm.local import EngineConfig
+    def _sync_local_pool(self, model: str) -> None:
+        """A local model's pool runs as many syscalls at once as its engine has decoding slots.
 
-        self.scheduler.configure(
-            f"llm:{model}",
-            PoolConfig(max_concurrency=EngineConfig().n_parallel, policy=self.settings.policy),
-        )
+        The slots are the loaded engine's ``n_parallel``, or the default configuration's while
+        it is not loaded yet (the one it will load with). Checked before every completion, so an
+        engine loaded with another ``n_parallel`` resizes the pool; its policy is kept.
+        """
+        from agentos.runtime.llm.engine import engine_slots
+
+        resource = f"llm:{model}"
+        slots = engine_slots(model.removeprefix("local/"))
+        config = self.scheduler.pool_config(resource)
+        if config.max_concurrency != slots:
+            self.scheduler.configure(resource, replace(config, max_concurrency=slots))
 
     async def llm(
         self,
@@ -329,6 +341,8 @@ class Kernel:
         last: BaseException | None = None
         for candidate in candidates:
             llm = self.llm_for(candidate)
+            if llm.name.startswith("local/"):
+                self._sync_local_pool(llm.name)
             try:
                 return await self.syscall(
                     run, agent, "llm", f"llm:{llm.name}",

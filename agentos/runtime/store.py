@@ -158,6 +158,24 @@ class RunStore:
                 (status, time.time(), result, error, json.dumps(usage or {}), run_id),
             )
 
+    def reopen_run(self, run_id: str) -> None:
+        """Mark a stopped run ``running`` again in this process (a crew resuming it)."""
+        import os
+
+        with self._lock:
+            self._db.execute(
+                "UPDATE runs SET status='running', pid=?, ended_at=NULL WHERE id=?",
+                (os.getpid(), run_id),
+            )
+
+    def execute(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one SQL statement under the store's lock, committed at once; returns its rows.
+
+        For tables other modules own in this database (the crew journal and checkpoint index).
+        """
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
     def mark_abandoned(self) -> int:
         """Mark runs left ``running`` by processes that no longer exist as ``abandoned``."""
         with self._lock:
