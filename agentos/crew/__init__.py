@@ -8,9 +8,12 @@ LangGraph is imported only when a crew runs.
 
 from __future__ import annotations
 
+from agentos.crew.builtin import research_and_code
 from agentos.crew.checkpoint import Retention
 from agentos.crew.crew import Crew, CrewEvent, CrewResult, Member
 from agentos.crew.graph import CrewGraph
+from agentos.crew.planner import Plan, PlannedTask, Planner
+from agentos.crew.spec import load_crew
 from agentos.crew.task import Check, CheckResult, Edge, Task
 
 __all__ = [
@@ -22,6 +25,11 @@ __all__ = [
     "CrewResult",
     "Edge",
     "Member",
+    "Plan",
+    "PlannedTask",
+    "Planner",
     "Retention",
     "Task",
+    "load_crew",
+    "research_and_code",
 ]

@@ -378,7 +378,8 @@ class Crew:
             data = dict(getattr(result, "data", None) or {})
             if agent_status in {"budget_exceeded", "cancelled"}:
                 halt = getattr(result, "error", None) or agent_status
-        merged = {**state, "outputs": {**state.get("outputs", {}), task.name: output}}
+        merged = {**state, "outputs": {**state.get("outputs", {}), task.name: output},
+                  "data": {**state.get("data", {}), task.name: data}}
         checked = task.evaluate(output, merged)
         if agent_status != "succeeded" and checked.passed and task.fn is None:
             error = getattr(result, "error", None)

@@ -1,0 +1,78 @@
+"""Every edge of the built-in research_and_code crew, with scripted agents."""
+
+from __future__ import annotations
+
+from agentos import Agent, Kernel
+from agentos.crew import CrewResult, research_and_code
+from agentos.testing import ScriptedLLM
+
+
+def _crew(kernel: Kernel, research: list[str], code: list[str], review: list[str], **kw):  # type: ignore[no-untyped-def]
+    members = {
+        "researcher": Agent("researcher", llm=ScriptedLLM(research)),
+        "coder": Agent("coder", llm=ScriptedLLM(code)),
+        "reviewer": Agent("reviewer", llm=ScriptedLLM(review)),
+    }
+    return research_and_code(kernel=kernel, **members, **kw), members
+
+
+def _path(result: CrewResult) -> list[str]:
+    return [e["task"] for e in result.events]
+
+
+def test_straight_through_research_code_review_report(kernel: Kernel) -> None:
+    crew, m = _crew(kernel, ["X is 42 [doc.txt]"], ["def x(): return 42\nTESTS PASSED"], ["APPROVED: fine"])
+    result = crew.run("write x()")
+    assert result.status == "succeeded", result.error
+    assert _path(result) == ["research", "code", "review", "report"]
+    # The coder's prompt carries the researcher's output, handed over on the bus.
+    coder_prompt = m["coder"].llm.calls[0][-1]["content"]
+    assert "X is 42 [doc.txt]" in coder_prompt and "write x()" in coder_prompt
+    topics = [(msg["topic"].rsplit(".", 1)[1], msg["payload"]["from"])
+              for msg in kernel.store.messages(result.run_id)]
+    assert topics == [("code", "research"), ("review", "code"), ("report", "review")]
+    assert result.report.startswith("# Report: write x()")
+    assert "X is 42 [doc.txt]" in result.report and "## Tests\n\npassed" in result.report
+    assert "Did not converge" not in result.report
+
+
+def test_failing_tests_send_the_coder_back_with_the_failure(kernel: Kernel) -> None:
+    crew, m = _crew(kernel, ["facts"], ["def x(): return 0\n1 failed", "def x(): return 42\nTESTS PASSED"],
+                    ["APPROVED"])
+    result = crew.run("write x()")
+    assert result.ok
+    assert _path(result) == ["research", "code", "code", "review", "report"]
+    second = m["coder"].llm.calls[1][-1]["content"]
+    assert "Your previous output failed its check: the tests did not pass" in second
+    assert "1 failed" in second  # its own previous output is among its inputs
+
+
+def test_missing_facts_send_the_question_back_to_the_researcher(kernel: Kernel) -> None:
+    crew, m = _crew(kernel, ["facts", "Y is 7 [doc2.txt]"],
+                    ["FACTS MISSING: what is Y?", "def y(): return 7\nTESTS PASSED"], ["APPROVED"])
+    result = crew.run("write y()")
+    assert result.ok, result.error
+    assert _path(result) == ["research", "code", "research", "code", "review", "report"]
+    assert "FACTS MISSING: what is Y?" in m["researcher"].llm.calls[1][-1]["content"]
+    assert "Y is 7 [doc2.txt]" in m["coder"].llm.calls[1][-1]["content"]
+
+
+def test_requested_changes_send_the_coder_back_then_review_again(kernel: Kernel) -> None:
+    crew, m = _crew(kernel, ["facts"], ["v1\nTESTS PASSED", "v2\nTESTS PASSED"],
+                    ["CHANGES REQUESTED: name it y", "APPROVED"])
+    result = crew.run("write y()")
+    assert result.ok
+    assert _path(result) == ["research", "code", "review", "code", "review", "report"]
+    assert "CHANGES REQUESTED: name it y" in m["coder"].llm.calls[1][-1]["content"]
+
+
+def test_a_crew_that_cannot_converge_ends_with_what_it_has_and_says_why(kernel: Kernel) -> None:
+    crew, _ = _crew(kernel, ["facts"], ["broken 1", "broken 2", "broken 3"], ["CHANGES REQUESTED"],
+                    max_rounds=2)
+    result = crew.run("write z()")
+    assert result.status == "not_converged"
+    # code may run max_rounds + 1 = 3 times; then the loop is cut and the crew goes on.
+    assert _path(result) == ["research", "code", "code", "code", "review", "report"]
+    assert "did not converge" in result.stops["code"] and "max_visits" in result.stops["code"]
+    assert "## Did not converge" in result.report and "broken 3" in result.report
+    assert kernel.store.get_run(result.run_id).status == "not_converged"
