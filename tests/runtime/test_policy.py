@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
-from agentos.runtime.scheduler import Pending, PolicyState, choose
+from agentos.runtime.scheduler import POLICIES, Pending, PolicyName, PolicyState, choose
 
 
 def _drain(pending: list[Pending], state: PolicyState, now: float = 0.0) -> list[int]:
@@ -28,11 +30,30 @@ def test_fifo_is_submission_order() -> None:
     assert _drain(items, PolicyState("fifo")) == [0, 1, 2, 3]
 
 
-def test_choose_is_pure() -> None:
-    state = PolicyState("fair_share", virtual={"a": 3.0})
-    items = [Pending(0, "a", 0.0), Pending(1, "b", 0.0)]
-    choose(items, state, 1.0)
-    assert state.virtual == {"a": 3.0} and len(items) == 2
+@pytest.mark.parametrize("policy", POLICIES)
+def test_choose_is_pure(policy: PolicyName) -> None:
+    # Every field of the state set, so a change to any of them shows; three agents, mixed
+    # priorities, weights and costs, so every policy has a real decision to make.
+    state = PolicyState(
+        policy, aging_rate=0.5, last_key="b", order=["b", "a"],
+        virtual={"a": 3.0, "b": 1.5}, start={"a": 2.0}, clock=1.0,
+    )
+    items = [
+        Pending(0, "a", 0.0, priority=1.0, weight=2.0, cost=3.0),
+        Pending(1, "b", 0.5, priority=0.0, weight=1.0, cost=1.0),
+        Pending(2, "c", 1.0, priority=2.0, weight=0.5, cost=2.0),
+        Pending(3, "a", 1.5),
+    ]
+    state_before, items_before = copy.deepcopy(state), copy.deepcopy(items)
+    objects_before = [id(p) for p in items]
+    first = choose(items, state, 4.0)
+    assert first is not None
+    assert state == state_before  # dataclass equality: every field
+    assert items == items_before and [id(p) for p in items] == objects_before
+    # Deterministic: the same inputs (the same objects again, or equal copies) give the same call.
+    assert choose(items, state, 4.0) is first
+    assert choose(copy.deepcopy(items), copy.deepcopy(state), 4.0) == first
+    assert state == state_before and items == items_before
 
 
 def test_round_robin_alternates_agents() -> None:
