@@ -16,6 +16,7 @@ __all__ = [
     "AgentResult",
     "Budget",
     "BudgetExceeded",
+    "Crew",
     "Kernel",
     "PoolConfig",
     "Run",
@@ -32,6 +33,7 @@ _EXPORTS = {
     "AgentResult": "agentos.agents.base",
     "Budget": "agentos.runtime.scheduler",
     "BudgetExceeded": "agentos.errors",
+    "Crew": "agentos.crew",
     "Kernel": "agentos.runtime.kernel",
     "PoolConfig": "agentos.runtime.scheduler",
     "Run": "agentos.runtime.kernel",
@@ -45,6 +47,7 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from agentos.agents.base import Agent, AgentResult
     from agentos.config import load_settings
+    from agentos.crew import Crew
     from agentos.errors import BudgetExceeded, UserError
     from agentos.runtime.kernel import Kernel, Run
     from agentos.runtime.registry import ToolRegistry
