@@ -10,14 +10,15 @@
 Shapes: B=1, H=8, D=64, float32, causal self-attention (``--no-causal`` for full), forward only
 (``--backward`` adds the backward pass to the timed region).
 
-Every measurement runs in fresh processes (``agentos.kernels.launch.spawn``; one process for the
-single-process methods, P for ring), so memory numbers do not leak between runs.
+Each row is one :func:`agentos.tools.long_context.benchmark.measure` (the same measurement the
+``run_attention_benchmark`` tool makes): fresh processes (one for the single-process methods, P for
+ring), so memory numbers do not leak between runs.
 
 Memory method: the Linux peak resident set size of each process (``getrusage(RUSAGE_SELF)
 .ru_maxrss``, a lifetime high-water mark) minus the process's RSS just before the timed call
-(after torch is imported and the inputs exist). It counts everything the call allocated
-(intermediates, output, communication buffers), as the kernel sees it; it is per rank, the max
-over ranks is reported. ``tracemalloc`` would not see torch's allocations, hence RSS.
+(after torch is imported, the inputs exist and a 256-row warm-up ran). It counts everything the
+call allocated (intermediates, output, communication buffers), as the kernel sees it; it is per
+rank, the max over ranks is reported. ``tracemalloc`` would not see torch's allocations, hence RSS.
 
 Vanilla attention materialises ``B*H*T*T`` float32 scores several times; before running it the
 benchmark estimates its peak (``4`` score-sized buffers) and reports ``OOM (est X GiB)`` instead of
@@ -50,109 +51,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "measure", "run_model_benchmark", "stdlib_text"]
+from agentos.tools.long_context.benchmark import (
+    BATCH,
+    HEAD_DIM,
+    HEADS,
+    measure,
+    rss_bytes,
+    vanilla_estimate_gib,
+)
 
-BATCH, HEADS, HEAD_DIM = 1, 8, 64
+__all__ = ["main", "run_model_benchmark", "stdlib_text"]
+
 GIB = 1024**3
 RESULTS = Path(__file__).resolve().parent / "results" / "long_context.json"
-VANILLA_BUFFERS = 4  # scores, masked scores, softmax output, zeroed-empty-rows copy
 MODEL_RESULTS = RESULTS.with_name("long_context_model.json")
 EAGER_BUFFERS = 3  # transformers eager attention: scores, scores + mask, softmax
 MODEL_METHODS = ("eager", "blockwise", "ring")
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _peak_rss_bytes() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-
-
-def _run_one(
-    rank: int,
-    world_size: int,
-    method: str,
-    seq_len: int,
-    causal: bool,
-    backward: bool,
-    block_size: int,
-    repeats: int,
-) -> dict[str, Any]:
-    """Rank function: build this rank's inputs, time ``repeats`` calls (min), report memory."""
-    import torch
-    import torch.distributed as dist
-    import torch.nn.functional as F
-
-    from agentos.kernels.attention import blockwise_attention, vanilla_attention
-    from agentos.kernels.ring import padded_length, ring_attention
-
-    local = padded_length(seq_len, world_size, "zigzag") // world_size if method == "ring" else seq_len
-    g = torch.Generator().manual_seed(rank)
-    q, k, v = (
-        torch.randn(BATCH, HEADS, local, HEAD_DIM, generator=g).requires_grad_(backward) for _ in range(3)
-    )
-
-    def call(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, seq_len: int) -> torch.Tensor:
-        if method == "vanilla":
-            return vanilla_attention(q, k, v, causal=causal)
-        if method == "blockwise":
-            return blockwise_attention(q, k, v, causal=causal, block_size=block_size)[0]
-        if method == "sdpa":
-            return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-        return ring_attention(q, k, v, causal=causal, layout="zigzag", seq_len=seq_len)
-
-    # Warm-up on a small input: first-call costs (kernel dispatch, gloo connections) stay out.
-    small = [x.detach()[:, :, :256].clone().requires_grad_(backward) for x in (q, k, v)]
-    call(*small, seq_len=256 * world_size)
-    if world_size > 1:
-        dist.barrier()
-    base = _rss_bytes()
-    times = []
-    for _ in range(repeats):
-        if world_size > 1:
-            dist.barrier()
-        start = time.perf_counter()
-        out = call(q, k, v, seq_len)
-        if backward:
-            out.backward(torch.ones_like(out))
-        times.append(time.perf_counter() - start)
-        del out
-    peak = _peak_rss_bytes()
-    return {"time_s": min(times), "peak_extra_bytes": max(0, peak - base), "threads": torch.get_num_threads()}
-
-
-def measure(
-    method: str,
-    seq_len: int,
-    ranks: int = 1,
-    causal: bool = True,
-    backward: bool = False,
-    block_size: int = 1024,
-    repeats: int = 2,
-    timeout_s: float = 1800,
-) -> dict[str, Any]:
-    """One measurement in fresh processes: slowest rank's best time, largest rank's extra memory."""
-    from agentos.kernels.launch import spawn
-
-    per_rank = spawn(_run_one, ranks, method, seq_len, causal, backward, block_size, repeats, timeout_s=timeout_s)
-    return {
-        "method": method if method != "ring" else f"ring x{ranks}",
-        "ranks": ranks,
-        "seq_len": seq_len,
-        "status": "ok",
-        "time_s": max(r["time_s"] for r in per_rank),
-        "peak_mem_gib_per_rank": max(r["peak_extra_bytes"] for r in per_rank) / GIB,
-        "threads_per_rank": per_rank[0]["threads"],
-    }
-
-
-def _vanilla_estimate_gib(seq_len: int, backward: bool) -> float:
-    scores = BATCH * HEADS * seq_len * seq_len * 4
-    return scores * (VANILLA_BUFFERS + (2 if backward else 0)) / GIB
 
 
 def _cell(row: dict[str, Any] | None) -> str:
@@ -204,7 +118,7 @@ def _model_dir(gguf: Path) -> Path:
     if not (out / "model.pt").is_file():
         import torch
 
-        from agentos.tools.long_context import load_gguf_model
+        from agentos.tools.long_context.model import load_gguf_model
 
         model, tokenizer = load_gguf_model(gguf)
         tmp = out.with_name(out.name + ".tmp")
@@ -248,7 +162,7 @@ def _run_model(rank: int, world_size: int, model_dir: str, method: str, ids: Any
     import torch
     import torch.distributed as dist
 
-    from agentos.tools.long_context import BLOCKWISE, RING, register_attention, ring_context, ring_inputs
+    from agentos.tools.long_context.attention import BLOCKWISE, RING, register_attention, ring_context, ring_inputs
 
     register_attention()
     impl = {"eager": "eager", "blockwise": BLOCKWISE, "ring": RING}[method]
@@ -267,7 +181,7 @@ def _run_model(rank: int, world_size: int, model_dir: str, method: str, ids: Any
         forward(ids[:, :128])
         if world_size > 1:
             dist.barrier()
-        base = _rss_bytes()
+        base = rss_bytes()
         _reset_peak_rss()  # the load's transient copies of the weights stay out of the peak
         times = []
         for _ in range(repeats):
@@ -395,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     for method, t, ranks in plan:
         label = method if method != "ring" else f"ring x{ranks}"
-        if method == "vanilla" and (est := _vanilla_estimate_gib(t, args.backward)) > args.mem_cap_gib:
+        if method == "vanilla" and (est := vanilla_estimate_gib(t, args.backward)) > args.mem_cap_gib:
             rows.append({"method": label, "ranks": 1, "seq_len": t, "status": f"OOM (est {est:.0f} GiB)",
                          "estimate_gib": est, "time_s": None, "peak_mem_gib_per_rank": None})
             print(f"{label:>10} T={t:>6}: skipped, estimated {est:.1f} GiB > cap {args.mem_cap_gib} GiB", flush=True)

@@ -1,8 +1,17 @@
-"""Compute kernels for agentos' local ML tools.
+"""Compute kernels for agentos' local ML tools, in plain PyTorch.
 
-Imports only torch (and optional triton/deepspeed). Submodules are imported by name, e.g.
-``from agentos.kernels import attention`` — this package's ``__init__`` stays empty so that
-``import agentos.kernels`` is cheap.
+Imports only torch. What is here:
+
+- :mod:`agentos.kernels.attention`: exact attention (dense reference, blockwise, sliding-window,
+  dilated), log-sum-exp partials that merge, and FLOP counts of each kernel.
+- :mod:`agentos.kernels.ring`: ring attention across the ranks of a ``torch.distributed`` group.
+- :mod:`agentos.kernels.moe`: Mixture-of-Experts routing, sort-based dispatch and expert
+  parallelism.
+- :mod:`agentos.kernels.launch`: run a function on local ranks of a real process group (gloo on
+  CPU, NCCL on CUDA).
+
+Submodules are imported by name, e.g. ``from agentos.kernels import attention``; this package's
+``__init__`` stays empty so that ``import agentos.kernels`` is cheap.
 """
 
 from __future__ import annotations

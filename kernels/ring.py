@@ -34,14 +34,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.distributed as dist
 
-from agentos.kernels.attention import (
-    _acc_dtype,
-    _check_qkv,
-    _run_backward,
-    _run_forward,
-    _scale,
-    _Task,
-)
+from agentos.kernels.attention._checks import _acc_dtype, _check_qkv, _scale
+from agentos.kernels.attention._tasks import _run_backward, _run_forward, _Task
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -1,8 +1,9 @@
-"""The local Mixture-of-Experts language model tool.
+"""The Mixture-of-Experts tool family: a local MoE language model and its agent tools.
 
 A byte-level decoder-only MoE transformer trained on the Python standard library:
 :func:`train_moe`, :func:`generate`, :func:`score`, sparse upcycling of Qwen2 models
-(:func:`upcycle_qwen2`) and DeepSpeed training (:func:`train_with_deepspeed`).
+(:func:`upcycle_qwen2`) and DeepSpeed training (:func:`train_with_deepspeed`). The agent tools
+``train_moe`` and ``moe`` live in :mod:`agentos.tools.moe.tools`.
 
 Importing this package does not import torch; each name is loaded from its module on first use.
 """

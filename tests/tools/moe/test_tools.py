@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agentos.errors import ToolRetry
-from agentos.tools.moe_tools import moe, train_moe
+from agentos.tools.moe.tools import moe, train_moe
 
 
 def test_train_then_score_and_generate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,6 +41,6 @@ def test_bad_requests_are_corrections(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_importing_the_tools_does_not_import_torch() -> None:
-    code = "import sys, agentos.tools.moe_tools; print('torch' in sys.modules)"
+    code = "import sys, agentos.tools.moe.tools; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

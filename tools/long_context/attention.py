@@ -1,4 +1,4 @@
-"""Long-context transformer models on agentos' attention kernels.
+"""agentos' attention kernels inside transformers models, for long contexts.
 
 Registers two attention implementations in transformers' ``AttentionInterface`` so any model that
 supports ``attn_implementation`` runs on them:
@@ -13,9 +13,6 @@ supports ``attn_implementation`` runs on them:
 Both are prefill-only causal self-attention without padding (a batch of unpadded sequences, no KV
 cache); anything else raises ``ValueError`` naming the supported path.
 
-:func:`load_gguf_model` loads a local GGUF file (e.g. Qwen2.5-Coder-0.5B, dequantised to float32)
-with transformers, offline.
-
 torch and transformers are imported inside the functions that need them.
 """
 
@@ -25,7 +22,6 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,7 +31,6 @@ __all__ = [
     "BLOCKWISE",
     "RING",
     "RingSettings",
-    "load_gguf_model",
     "register_attention",
     "ring_context",
     "ring_inputs",
@@ -187,21 +182,3 @@ def ring_inputs(
     pos = ring_positions(rank, world_size, seq_len, layout, device=input_ids.device)
     return ids, pos[None, :].expand(batch, -1).to(torch.long)
 
-
-def load_gguf_model(path: str | Path, attn_implementation: str = "sdpa") -> tuple[Any, Any]:
-    """``(model, tokenizer)`` from a local GGUF file, float32, eval mode, no network.
-
-    Raises:
-        FileNotFoundError: the file does not exist (install it with the model catalogue).
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"no GGUF model at {path}; install it first (see ~/.agentos/models/)")
-    register_attention()
-    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(path.parent), gguf_file=path.name, attn_implementation=attn_implementation
-    )
-    return model.eval(), tokenizer

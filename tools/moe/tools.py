@@ -43,8 +43,8 @@ def train_moe(
         steps: training steps in total (at most 2000).
         max_wall_s: stop early (with a checkpoint) after this many seconds.
     """
-    from agentos.tools.moe import preset as get_preset
-    from agentos.tools.moe import train_moe as train
+    from agentos.tools.moe.config import preset as get_preset
+    from agentos.tools.moe.train import train_moe as train
 
     if not 1 <= steps <= _MAX_STEPS:
         raise ToolRetry(f"steps must be between 1 and {_MAX_STEPS}, got {steps}")
@@ -83,7 +83,8 @@ def moe(
         name: a model trained with train_moe.
         max_new_tokens: bytes to generate (at most 1000).
     """
-    from agentos.tools.moe import CheckpointError, generate, load_model, score
+    from agentos.tools.moe.checkpoint import CheckpointError
+    from agentos.tools.moe.inference import generate, load_model, score
 
     directory = _model_dir(name)
     if not directory.exists():

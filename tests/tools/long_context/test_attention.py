@@ -94,7 +94,7 @@ def test_ring_attention_in_a_transformers_model_matches_sdpa() -> None:
 def test_ring_attention_outside_ring_context_says_how_to_fix() -> None:
     import torch
 
-    from agentos.tools.long_context import _ring_forward
+    from agentos.tools.long_context.attention import _ring_forward
 
     x = torch.randn(1, 2, 4, 8)
     with pytest.raises(ValueError, match="ring_context"):
