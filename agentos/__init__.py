@@ -18,6 +18,7 @@ __all__ = [
     "BudgetExceeded",
     "Crew",
     "Kernel",
+    "Memory",
     "PoolConfig",
     "Run",
     "Tool",
@@ -35,6 +36,7 @@ _EXPORTS = {
     "BudgetExceeded": "agentos.errors",
     "Crew": "agentos.crew",
     "Kernel": "agentos.runtime.kernel",
+    "Memory": "agentos.runtime.memory",
     "PoolConfig": "agentos.runtime.scheduler",
     "Run": "agentos.runtime.kernel",
     "Tool": "agentos.runtime.tool",
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from agentos.crew import Crew
     from agentos.errors import BudgetExceeded, UserError
     from agentos.runtime.kernel import Kernel, Run
+    from agentos.runtime.memory import Memory
     from agentos.runtime.registry import ToolRegistry
     from agentos.runtime.scheduler import Budget, PoolConfig
     from agentos.runtime.tool import Tool, tool

@@ -41,6 +41,11 @@ class Settings(BaseModel):
     tpm: float | None = Field(None, gt=0, description="tokens per minute per model")
     bus_url: str = Field("memory://", pattern=r"^(memory://|rediss?://.+)$",
                          description="message bus: memory:// (in-process) or redis://host:port/db")
+    memory_url: str | None = Field(None, pattern=r"^https?://.+",
+                                   description="Chroma server (http://host:port); unset: embedded")
+    memory_embedder: str = Field("all-MiniLM-L6-v2", min_length=1, description=(
+        "memory embeddings: the packaged all-MiniLM-L6-v2, a sentence-transformers model path, "
+        "or openai:MODEL@BASE_URL for an OpenAI-compatible embeddings endpoint"))
     budget_tokens: int | None = Field(None, ge=0)
     budget_cost: float | None = Field(None, ge=0)
     budget_wall_s: float | None = Field(None, gt=0)
@@ -48,6 +53,10 @@ class Settings(BaseModel):
     @property
     def store_path(self) -> Path:
         return self.data_dir / "runs.sqlite"
+
+    @property
+    def memory_path(self) -> Path:
+        return self.data_dir / "memory"
 
 
 def _config_file(env: dict[str, str]) -> Path | None:

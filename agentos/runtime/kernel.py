@@ -41,6 +41,7 @@ from agentos.runtime.store import RunStore
 if TYPE_CHECKING:
     from agentos.config import Settings
     from agentos.runtime.bus import Bus
+    from agentos.runtime.memory import Grants, Memory
 
 __all__ = ["Kernel", "Run"]
 
@@ -76,6 +77,7 @@ class Kernel:
         bus: a message bus backend; defaults to the in-process bus on first use.
         registry: the tools agents may name by string; defaults to the discovered plug-ins.
         clock: wall-clock seconds (monotonic), for tests.
+        memory: vector memory; defaults to ``Memory.from_settings`` on first use.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class Kernel:
         registry: ToolRegistry | None = None,
         scheduler: Scheduler | None = None,
         clock: Callable[[], float] = time.monotonic,
+        memory: Memory | None = None,
     ) -> None:
         if settings is None:
             from agentos.config import load_settings
@@ -107,6 +110,9 @@ class Kernel:
         self._registry = registry
         self._llms: dict[str, LLM] = {}
         self._runs: dict[str, Run] = {}
+        self._memory = memory
+        self._owns_memory = False
+        self._grants: Grants | None = None
 
     # --- components ---------------------------------------------------------------------------
 
@@ -416,10 +422,63 @@ class Kernel:
         self.store.record_message(run.id, topic, agent, payload)
         return message
 
+    @property
+    def memory(self) -> Memory:
+        """Vector memory: the one given, else ``<data_dir>/memory`` or ``settings.memory_url``."""
+        if self._memory is None:
+            from agentos.runtime.memory import Memory
+
+            self._memory = Memory.from_settings(self.settings)
+            self._owns_memory = True
+        return self._memory
+
+    @property
+    def grants(self) -> Grants:
+        """Which agent may read or write which memory namespace (beyond its own and global)."""
+        if self._grants is None:
+            from agentos.runtime.memory import Grants
+
+            self._grants = Grants()
+        return self._grants
+
+    async def memory_call(
+        self, run: Run, agent: str, op: str, namespaces: Sequence[str], **arguments: Any
+    ) -> Any:
+        """A memory operation (``recall``, ``remember``, ``get``, ``list``, ``forget``, ...; see
+        :mod:`agentos.runtime.memory.syscalls`) as a syscall of kind ``memory``, after checking
+        ``agent``'s grants on every namespace it touches.
+
+        Raises:
+            MemoryAccessDenied: a namespace ``agent`` was not granted (recorded as ``denied``).
+            UserError: an unknown op or malformed namespace (recorded as ``invalid``).
+            MemoryUnavailable: the vector store failed.
+        """
+        import asyncio
+
+        from agentos.errors import MemoryAccessDenied, UserError
+        from agentos.runtime.memory.syscalls import prepare
+
+        names = [namespaces] if isinstance(namespaces, str) else list(namespaces)
+        detail = {"op": op, "namespaces": names,
+                  **{k: v for k, v in arguments.items() if k in ("query", "k", "ids", "filters")}}
+        now = self._clock()
+        try:
+            call = prepare(self.grants, agent, op, names, arguments)
+        except (MemoryAccessDenied, UserError) as error:
+            outcome = "denied" if isinstance(error, MemoryAccessDenied) else "invalid"
+            self._record(run, agent, "memory", "memory", op, now, 0.0, 0.0, 0, outcome,
+                         error=str(error), detail=detail)
+            raise
+        return await self.syscall(run, agent, "memory", "memory",
+                                  lambda: asyncio.to_thread(call, self.memory), name=op,
+                                  detail=detail)
+
     async def aclose(self) -> None:
-        """Close the bus (if one was opened) and the run store."""
+        """Close the bus (if one was opened), the memory it opened, and the run store."""
         if self._bus is not None and not self._bus.closed:
             await self._bus.close()
+        if self._owns_memory and self._memory is not None:
+            self._memory.close()
         self.store.close()
 
     def close(self) -> None:
