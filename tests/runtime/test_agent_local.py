@@ -1,4 +1,7 @@
-"""A real agent on the packaged 0.5B model, with two tools, through the kernel (slow)."""
+"""A real agent on the packaged default model (1.5B), chaining two tools through the kernel (slow).
+
+The 0.5B model stops after the first of the two calls; the 1.5B chains them.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from agentos import Agent, Kernel, load_settings, tool
 from agentos.runtime.llm.models import resolve
 
 pytestmark = pytest.mark.slow
+
+MODEL = "qwen2.5-coder-1.5b"
 
 
 @tool
@@ -37,25 +42,36 @@ def test_local_agent_uses_both_tools_to_a_correct_answer(
     tmp_path: Path, allow_model_requests: None
 ) -> None:
     try:
-        resolve("qwen2.5-coder-0.5b")
+        resolve(MODEL)
     except Exception as error:  # the test says how to get the model rather than skipping silently
-        pytest.fail(f"{error} (run `agentos models install qwen2.5-coder-0.5b`)")
+        pytest.fail(f"{error} (run `agentos models install {MODEL}`)")
     kernel = Kernel(load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path)}))
     agent = Agent(
         "converter",
         role="a currency converter that never guesses rates",
-        llm="local/qwen2.5-coder-0.5b",
+        llm=f"local/{MODEL}",
         tools=[exchange_rate, multiply],
         max_steps=6,
+        llm_params={"temperature": 0.0},  # greedy: the same run every time
     )
-    # One call of the right tool out of two suffices: the 0.5B model does not chain two calls
-    # reliably (the 1.5B default does better; see benchmarks/local_llm.py).
-    result = agent.run("What is 123 multiplied by 45? Use the multiply tool.", kernel=kernel)
-    calls = [(c.name, c.ok) for s in result.steps for c in s.tool_calls]
-    assert ("multiply", True) in calls
+    result = agent.run(
+        "How many euros are 250 US dollars? First look up the USD rate with exchange_rate, "
+        "then multiply 250 by that rate with multiply.",
+        kernel=kernel,
+    )
     assert result.ok, result.error
-    assert "5535" in (result.answer or "")
+    # Both tools ran through the kernel, in order, with the right arguments: the rate of USD,
+    # then 250 times that rate (as the run store recorded them).
     rows = kernel.store.syscalls(result.run_id)
-    assert {r.kind for r in rows} == {"llm", "tool"}
+    tools = [(r.name, r.outcome, r.detail["arguments"]) for r in rows if r.kind == "tool"]
+    ok = [(name, args) for name, outcome, args in tools if outcome == "ok"]
+    names = [name for name, _ in ok]
+    assert "exchange_rate" in names and "multiply" in names, tools
+    rate_call = next(args for name, args in ok if name == "exchange_rate")
+    assert str(rate_call["currency"]).upper() == "USD"
+    multiply_call = next(args for name, args in ok if name == "multiply")
+    assert sorted(float(v) for v in multiply_call.values()) == pytest.approx([0.92, 250.0])
+    assert names.index("exchange_rate") < names.index("multiply")
+    assert "230" in (result.answer or ""), result.answer
     assert all(r.prompt_tokens > 0 for r in rows if r.kind == "llm")
     kernel.close()
