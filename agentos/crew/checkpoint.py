@@ -85,7 +85,10 @@ async def checkpointer(store: RunStore) -> AsyncIterator[BaseCheckpointSaver[Any
     import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    async with aiosqlite.connect(str(store.path), timeout=30) as conn:
+    # Autocommit: the run store writes synchronously on the event loop's thread, so a
+    # transaction left open across an ``await`` (between LangGraph's INSERT and its commit)
+    # would deadlock it.
+    async with aiosqlite.connect(str(store.path), timeout=30, isolation_level=None) as conn:
         saver = AsyncSqliteSaver(conn)
         await saver.setup()
         yield saver

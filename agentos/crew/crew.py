@@ -29,6 +29,7 @@ from agentos.crew.state import CrewState
 from agentos.crew.task import Edge, Task
 from agentos.errors import (
     ApprovalRejected,
+    BudgetExceeded,
     CheckpointVersionError,
     CrewDefinitionError,
     RunNotResumable,
@@ -419,11 +420,15 @@ class Crew:
         if not halted:
             output = after["outputs"][task.name]
             passed = after["checks"][task.name]["passed"]
-            for target in targets:
-                await scope.publish(ctx.run, owner, _topic(ctx.run.id, target), {
-                    "from": task.name, "to": target, "visit": visit, "output": output,
-                    "passed": passed,
-                })
+            try:
+                for target in targets:
+                    await scope.publish(ctx.run, owner, _topic(ctx.run.id, target), {
+                        "from": task.name, "to": target, "visit": visit, "output": output,
+                        "passed": passed,
+                    })
+            except BudgetExceeded as exc:  # the run is out of budget: the crew stops here
+                update["stops"] = {**update.get("stops", {}), _HALT: f"{task.name}: {exc}"}
+                targets = []
         return self._handoff_command(task, after, update, routed=True, targets=targets)
 
     def _handoff_command(self, task: Task, after: Mapping[str, Any], update: dict[str, Any], *,

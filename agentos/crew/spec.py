@@ -34,6 +34,7 @@ from agentos.errors import CrewDefinitionError
 if TYPE_CHECKING:
     from agentos.crew.crew import Crew
     from agentos.runtime.kernel import Kernel
+    from agentos.runtime.llm.types import LLM
 
 __all__ = ["AgentSpec", "CrewSpec", "EdgeSpec", "TaskSpec", "load_crew"]
 
@@ -88,14 +89,16 @@ class CrewSpec(BaseModel):
 
 
 def load_crew(
-    source: str | Path, *, kernel: Kernel | None = None, model: str | None = None, **crew_options: Any
+    source: str | Path, *, kernel: Kernel | None = None, model: str | LLM | None = None,
+    **crew_options: Any,
 ) -> Crew:
     """Build a :class:`Crew` from a YAML file (a path) or YAML text.
 
     Args:
         source: a path to a ``.yaml``/``.yml`` file, or the YAML text itself.
         kernel: the kernel the crew runs on (its registry resolves tool names).
-        model: the LLM of agents that name none (default: the configured model).
+        model: the LLM of agents that name none: a model string or an LLM object (default: the
+            configured model).
         **crew_options: passed to :class:`Crew` (``approve_tools``, ``on_event``, ``budget``...).
 
     Raises:
@@ -166,6 +169,7 @@ def load_crew(
     crew_options.setdefault("approve_tools", spec.approve_tools)
     try:
         return Crew(agents, tasks, edges, name=spec.name, kernel=kernel,
-                    definition={"kind": "yaml", "text": text, "model": model}, **crew_options)
+                    definition={"kind": "yaml", "text": text,
+                                "model": model if isinstance(model, str) else None}, **crew_options)
     except CrewDefinitionError as error:
         raise CrewDefinitionError(f"{origin}: {error}") from None
