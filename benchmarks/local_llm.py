@@ -223,7 +223,8 @@ def tool_accuracy(model: str, limit: int | None) -> dict[str, Any]:
 def bench_model(model: str, quick: bool) -> dict[str, Any]:
     import xllamacpp
 
-    from agentos.runtime.llm.local import EngineConfig, close_engines, get_engine, register_local_provider
+    from agentos.runtime.llm.engine import EngineConfig, close_engines, get_engine
+    from agentos.runtime.llm.litellm_provider import register_local_provider
     from agentos.runtime.llm.models import install
 
     path = install(model, progress=True)

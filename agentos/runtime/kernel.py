@@ -9,6 +9,8 @@ facade.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -41,11 +43,17 @@ from agentos.runtime.store import RunStore
 if TYPE_CHECKING:
     from agentos.config import Settings
     from agentos.runtime.bus import Bus
+    from agentos.runtime.tool import Tool
     from agentos.runtime.memory import Grants, Memory
 
 __all__ = ["Kernel", "Run"]
 
 T = TypeVar("T")
+
+_ABANDONED = (
+    "the tool runs in a thread that cannot be stopped, so it was abandoned: it may still be "
+    "running, and its result will be discarded"
+)
 
 
 @dataclass(slots=True)
@@ -205,12 +213,37 @@ class Kernel:
         priority: float = 0.0,
         weight: float = 1.0,
         detail: dict[str, Any] | None = None,
+        abandon: Callable[[], bool] | None = None,
     ) -> T:
         """Run ``fn`` as a governed, recorded syscall.
 
+        The syscall is checked against the run's and the agent's budgets, queued on
+        ``resource``'s pool, run under ``timeout`` (and the earliest wall-time budget), retried
+        on transient errors with ``retry``, and recorded in the run store with its outcome.
+
+        Args:
+            run: the run it belongs to.
+            agent: the agent making it (its budget and fair share).
+            kind: what it is, for the records: ``llm``, ``tool``, ``publish``, ...
+            resource: the scheduler pool, e.g. ``llm:openai/gpt-4o`` or ``tool:calculator``.
+            fn: makes the work's awaitable; called once per attempt.
+            name: the model or tool name, for the records.
+            est_tokens: tokens it is expected to use (token budgets and tokens-per-minute).
+            timeout: seconds per attempt; defaults to ``settings.timeout_s``.
+            retry: how transient errors are retried; ``None``: not retried.
+            priority, weight: for the ``priority`` and ``fair_share`` policies.
+            detail: JSON-able facts kept with the record (arguments, message counts).
+            abandon: called when the syscall times out or is cancelled; returns whether work it
+                started cannot be stopped and goes on (recorded as outcome ``abandoned``).
+
+        Returns:
+            What ``fn``'s awaitable returned.
+
         Raises:
-            BudgetExceeded: before queueing, when the run or the agent is out of budget.
-            SyscallTimeout, Cancelled: as the scheduler raises them.
+            BudgetExceeded: before queueing, when the run or the agent is out of budget, or when
+                the syscall is cut at the wall-time budget.
+            SyscallTimeout, Cancelled: as the scheduler raises them; when ``abandon`` reports
+                work left running, the message says so.
             Exception: whatever ``fn`` raised after retries.
         """
         now = self._clock()
@@ -232,21 +265,29 @@ class Kernel:
                 est_tokens=est_tokens, timeout=timeout, retry=retry, deadline=deadline,
             )
         except BaseException as error:
+            stopped = isinstance(error, (SyscallTimeout, Cancelled, asyncio.CancelledError))
+            left_running = stopped and abandon is not None and abandon()
+            note = f"; {_ABANDONED}" if left_running else ""
+            if left_running:
+                detail = {**(detail or {}), "abandoned": True}
             if (isinstance(error, SyscallTimeout) and deadline is not None
                     and self._clock() >= deadline):
                 budget_error = BudgetExceeded(
                     wall_scope, "wall_s", self._wall_limit(run, agent), self._clock() - now
                 )
                 self._record(run, agent, kind, resource, name, now, 0.0, self._clock() - now, 1,
-                             "budget_exceeded", error=str(budget_error), detail=detail)
+                             "budget_exceeded", error=f"{budget_error}{note}", detail=detail)
                 raise budget_error from error
             status = (
-                "timeout" if isinstance(error, SyscallTimeout)
+                "abandoned" if left_running
+                else "timeout" if isinstance(error, SyscallTimeout)
                 else "cancelled" if isinstance(error, Cancelled)
                 else "error"
             )
             self._record(run, agent, kind, resource, name, now, 0.0, self._clock() - now, 1,
-                         status, error=f"{type(error).__name__}: {error}", detail=detail)
+                         status, error=f"{type(error).__name__}: {error}{note}", detail=detail)
+            if left_running and isinstance(error, (SyscallTimeout, Cancelled)):
+                raise type(error)(f"{error}{note}") from error
             raise
         value = outcome.value
         p = c = 0
@@ -375,13 +416,31 @@ class Kernel:
         timeout: float | None = None,
         priority: float = 0.0,
     ) -> Any:
-        """Validate and run a tool as a syscall.
+        """Validate a tool's arguments (once) and run it as a syscall on pool ``tool:<name>``.
+
+        A tool's ``concurrency`` caps its pool; the pool keeps its policy and rate limits. A
+        sync tool runs in a worker thread, which cannot be stopped: when its syscall times out or
+        is cancelled while the thread runs, the syscall is recorded with outcome ``abandoned``,
+        the error says so, and the thread's eventual result is discarded.
+
+        Args:
+            run: the run the call belongs to (budgets, records).
+            agent: the calling agent's name.
+            name: the tool's name in ``registry``.
+            arguments: the arguments as the LLM wrote them (a JSON object).
+            registry: where ``name`` is looked up; defaults to :attr:`registry`.
+            timeout: seconds; defaults to ``settings.timeout_s``.
+            priority: for the ``priority`` policy (higher runs first).
+
+        Returns:
+            What the tool returned.
 
         Raises:
             UnknownTool, InvalidToolCall: the call is wrong (recorded as ``invalid``); the agent
                 loop sends the message back to the LLM.
             ToolFailed: the tool raised; the original exception is ``__cause__``.
             BudgetExceeded: the run or agent is out of budget.
+            SyscallTimeout, Cancelled: the call ran out of time or its run was cancelled.
         """
         registry = registry or self.registry
         now = self._clock()
@@ -393,12 +452,17 @@ class Kernel:
                          error=str(error), detail={"arguments": arguments})
             raise
         resource = f"tool:{name}"
-        if t.concurrency is not None and self.scheduler.pool_config(resource).max_concurrency != t.concurrency:
-            self.scheduler.configure(resource, PoolConfig(max_concurrency=t.concurrency))
+        if t.concurrency is not None:
+            config = self.scheduler.pool_config(resource)
+            if config.max_concurrency > t.concurrency:
+                self.scheduler.configure(resource, replace(config, max_concurrency=t.concurrency))
+        thread = None if t.is_async else _ToolThread(t, values)
 
         async def invoke() -> Any:
             try:
-                return await t.acall(values)
+                if thread is None:
+                    return await t.ainvoke(values)
+                return await asyncio.to_thread(thread.run)
             except (ToolRetry, BudgetExceeded, Cancelled):
                 raise
             except Exception as error:
@@ -406,7 +470,7 @@ class Kernel:
 
         return await self.syscall(
             run, agent, "tool", resource, invoke, name=name, timeout=timeout, priority=priority,
-            detail={"arguments": arguments},
+            detail={"arguments": arguments}, abandon=thread.abandon if thread else None,
         )
 
     async def publish(
@@ -493,3 +557,31 @@ class Kernel:
         from agentos.errors import UserError
 
         raise UserError("Kernel.close() was called inside an event loop; use `await kernel.aclose()`")
+
+
+class _ToolThread:
+    """One call of a sync tool, run by a worker thread that Python cannot stop once it started."""
+
+    def __init__(self, tool: Tool, values: dict[str, Any]) -> None:
+        self._tool, self._values = tool, values
+        self._lock = threading.Lock()
+        self._state = "queued"  # queued -> running -> done, or queued -> dropped
+
+    def run(self) -> Any:
+        """The thread's body: the tool, unless its syscall gave up before the thread started."""
+        with self._lock:
+            if self._state == "dropped":
+                return None
+            self._state = "running"
+        try:
+            return self._tool.run(**self._values)
+        finally:
+            with self._lock:
+                self._state = "done"
+
+    def abandon(self) -> bool:
+        """The syscall gave up: True when the tool is still running (it is left to finish)."""
+        with self._lock:
+            if self._state == "queued":
+                self._state = "dropped"
+            return self._state == "running"

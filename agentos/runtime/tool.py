@@ -1,9 +1,10 @@
 """The tool API users write against: :func:`tool` for typed functions, :class:`Tool` for classes.
 
 A tool has a name, a description, a JSON schema for its arguments (from type hints and the
-Google-style docstring, or from a pydantic model) and validates arguments with pydantic before it
-runs. Invalid arguments raise :class:`~agentos.errors.InvalidToolCall`, which the agent loop sends
-back to the LLM as a correction.
+docstring, in Google, NumPy or Sphinx style, parsed by griffe; or from a pydantic model) and
+validates arguments with pydantic before it runs. Invalid arguments raise
+:class:`~agentos.errors.InvalidToolCall`, which the agent loop sends back to the LLM as a
+correction.
 """
 
 from __future__ import annotations
@@ -101,17 +102,35 @@ class Tool:
             ) from None
         return {k: getattr(model, k) for k in type(model).model_fields}
 
-    async def acall(self, arguments: dict[str, Any]) -> Any:
-        """Validate ``arguments`` and run the tool (sync tools run in a worker thread)."""
-        values = self.validate(arguments)
-        if inspect.iscoroutinefunction(self.run):
+    @property
+    def is_async(self) -> bool:
+        """Whether :meth:`run` is a coroutine function (sync tools run in a worker thread)."""
+        return inspect.iscoroutinefunction(self.run)
+
+    async def ainvoke(self, values: dict[str, Any]) -> Any:
+        """Run the tool with ``values`` that :meth:`validate` returned (not validated again).
+
+        A sync tool runs in a worker thread. Whatever :meth:`run` raises propagates.
+        """
+        if self.is_async:
             return await self.run(**values)
         return await asyncio.to_thread(self.run, **values)
 
+    async def acall(self, arguments: dict[str, Any]) -> Any:
+        """Validate ``arguments`` and run the tool (sync tools run in a worker thread).
+
+        Raises:
+            InvalidToolCall: the arguments do not fit the schema.
+        """
+        return await self.ainvoke(self.validate(arguments))
+
     def __call__(self, **arguments: Any) -> Any:
-        """Run the tool directly (sync), with validation."""
-        values = self.validate(arguments)
-        result = self.run(**values)
+        """Run the tool directly (sync), with validation.
+
+        Raises:
+            InvalidToolCall: the arguments do not fit the schema.
+        """
+        result = self.run(**self.validate(arguments))
         if inspect.isawaitable(result):
             return asyncio.run(result)  # type: ignore[arg-type]
         return result
@@ -143,17 +162,9 @@ class FunctionTool(Tool):
     def run(self, **arguments: Any) -> Any:
         return self.fn(**arguments)
 
-    async def acall(self, arguments: dict[str, Any]) -> Any:
-        values = self.validate(arguments)
-        if self._is_async:
-            return await self.fn(**values)
-        return await asyncio.to_thread(self.fn, **values)
-
-    def __call__(self, **arguments: Any) -> Any:
-        values = self.validate(arguments)
-        if self._is_async:
-            return asyncio.run(self.fn(**values))
-        return self.fn(**values)
+    @property
+    def is_async(self) -> bool:
+        return self._is_async
 
 
 @overload
@@ -170,7 +181,12 @@ def tool(
     description: str | None = None,
     concurrency: int | None = None,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
-    """Make a tool from a typed function; its docstring's summary and ``Args:`` become the spec.
+    """Make a tool from a typed function; its docstring becomes the spec.
+
+    The docstring's text before its first section (all of its paragraphs) becomes the tool's
+    description, and each documented parameter's text that argument's description in the JSON
+    schema. Google (``Args:``), NumPy (``Parameters`` underlined) and Sphinx (``:param x:``)
+    styles are read, by griffe.
 
     Example::
 
@@ -228,20 +244,35 @@ def _args_model(fn: Callable[..., Any], name: str, docs: dict[str, str]) -> type
 
 
 def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
-    """Summary paragraph and ``Args:`` descriptions of a Google-style docstring."""
-    summary = doc.split("\n\n", 1)[0].strip().replace("\n", " ")
-    args: dict[str, str] = {}
-    match = re.search(r"^\s*(Args|Arguments|Parameters):\s*\n(.*?)(?:\n\s*\n|\Z)", doc, re.S | re.M)
-    if match:
-        current = None
-        for line in match.group(2).splitlines():
-            item = re.match(r"^\s*(\w+)(?:\s*\([^)]*\))?:\s*(.*)$", line)
-            if item:
-                current = item.group(1)
-                args[current] = item.group(2).strip()
-            elif current and line.strip():
-                args[current] += " " + line.strip()
-    return summary, args
+    """The description and the parameter descriptions of a docstring, parsed by griffe.
+
+    The style (Google, NumPy or Sphinx) is inferred; Google is assumed when nothing gives it
+    away. The description is all the text before the first section, every paragraph of it.
+    """
+    if not doc.strip():
+        return "", {}
+    # Imported on use, so that `import agentos` stays light.
+    from griffe import Docstring, DocstringSectionKind, infer_docstring_style
+
+    docstring = Docstring(doc, lineno=1)
+    style, _ = infer_docstring_style(docstring)
+    description: list[str] = []
+    params: dict[str, str] = {}
+    in_sections = False
+    for section in docstring.parse(style or "google", warnings=False):
+        if section.kind is DocstringSectionKind.text and not in_sections:
+            description.append(_unwrap(section.value))
+            continue
+        in_sections = True
+        if section.kind is DocstringSectionKind.parameters:
+            params.update({p.name: _unwrap(p.description) for p in section.value})
+    return "\n\n".join(d for d in description if d), params
+
+
+def _unwrap(text: str) -> str:
+    """Paragraphs kept, the lines inside each joined: docstrings wrap at 100 columns, LLMs don't."""
+    paragraphs = re.split(r"\n\s*\n", text.strip())
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
 def _clean_schema(schema: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agentos import Agent, Budget, Kernel, load_settings, tool
+from agentos import Agent, Budget, Kernel, ToolRegistry, load_settings, tool
 from agentos.errors import BudgetExceeded, ProviderError
 from agentos.runtime.llm.types import Completion
 from agentos.testing import FunctionLLM, ScriptedLLM, call
@@ -207,3 +207,164 @@ def test_agent_wall_budget_counts_from_the_agents_first_syscall(kernel: Kernel) 
         return result.status
 
     assert asyncio.run(main()) == "succeeded"  # ...but its own clock started at its first call
+
+
+# --- the local model's pool, tool pools, validation, timeouts ---------------------------------
+
+
+class _OpenEngine:
+    """Stands in for a loaded LocalEngine in the engine cache (no model is loaded)."""
+
+    def __init__(self, name: str, n_parallel: int) -> None:
+        self.name, self.n_parallel, self._closed = name, n_parallel, False
+        self.path = Path(f"/nowhere/{name}.gguf")
+
+
+def test_local_pool_has_the_loaded_engines_slots(kernel: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentos.runtime.llm import engine
+
+    model = "local/qwen2.5-coder-0.5b"
+    monkeypatch.setattr(engine, "_ENGINES", {Path("/nowhere/x.gguf"): _OpenEngine("qwen2.5-coder-0.5b", 5)})
+    in_flight, peak = 0, 0
+
+    async def slow(messages, tools):  # type: ignore[no-untyped-def]
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+        return "ok"
+
+    class Slow(FunctionLLM):
+        async def complete(self, messages, tools=None, **params):  # type: ignore[no-untyped-def]
+            await slow(messages, tools)
+            return Completion("ok", prompt_tokens=1, completion_tokens=1, model=self.name)
+
+    llm = Slow(lambda m, t: "unused", name=model)
+
+    async def main() -> None:
+        run = kernel.start_run("slots")
+        await asyncio.gather(*(kernel.llm(run, f"a{i}", llm, [{"role": "user", "content": "x"}])
+                               for i in range(8)))
+        kernel.end_run(run, "succeeded")
+
+    asyncio.run(main())
+    config = kernel.scheduler.pool_config(f"llm:{model}")
+    assert config.max_concurrency == 5 and peak == 5  # the engine's n_parallel, not the default 2
+    assert config.policy == kernel.settings.policy
+
+
+def test_local_pool_before_the_engine_loads_uses_the_default_slots(kernel: Kernel) -> None:
+    from agentos.runtime.llm.engine import EngineConfig
+
+    llm = ScriptedLLM(["ok"], name="local/not-loaded-model")
+    run = kernel.start_run("default-slots")
+    asyncio.run(kernel.llm(run, "a", llm, [{"role": "user", "content": "x"}]))
+    assert kernel.scheduler.pool_config("llm:local/not-loaded-model").max_concurrency == EngineConfig().n_parallel
+
+
+def test_tool_concurrency_caps_its_pool_and_keeps_the_configured_policy(tmp_path: Path) -> None:
+    k = Kernel(load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path), "AGENTOS_POLICY": "priority"}))
+    order: list[int] = []
+
+    @tool(name="one_at_a_time", concurrency=1)
+    async def one_at_a_time(n: int) -> int:
+        """Record the call order."""
+        order.append(n)
+        await asyncio.sleep(0.02)
+        return n
+
+    async def main() -> None:
+        run = k.start_run("pool")
+        registry = ToolRegistry([one_at_a_time])
+        first = asyncio.ensure_future(k.call_tool(run, "a", "one_at_a_time", {"n": 0}, registry=registry))
+        await asyncio.sleep(0)  # the first call holds the only slot; the rest queue behind it
+        rest = [k.call_tool(run, "a", "one_at_a_time", {"n": n}, registry=registry, priority=n)
+                for n in (1, 2, 3)]
+        await asyncio.gather(first, *rest)
+        k.end_run(run, "succeeded")
+
+    asyncio.run(main())
+    config = k.scheduler.pool_config("tool:one_at_a_time")
+    assert config.max_concurrency == 1 and config.policy == "priority"
+    assert order == [0, 3, 2, 1]  # queued calls ran by priority, not first-in-first-out
+    k.close()
+
+
+def test_tool_arguments_are_validated_once(kernel: Kernel) -> None:
+    from pydantic import BaseModel, field_validator
+
+    from agentos import Tool
+
+    class Tag(Tool):
+        name = "tag"
+        description = "Tag a word."
+
+        class Args(BaseModel):
+            word: str
+
+            @field_validator("word")
+            @classmethod
+            def mark(cls, value: str) -> str:
+                return value + "!"  # not idempotent: a second validation would add another
+
+        def run(self, word: str) -> str:
+            return word
+
+    run = kernel.start_run("validate")
+    result = asyncio.run(kernel.call_tool(run, "a", "tag", {"word": "hi"}, registry=ToolRegistry([Tag])))
+    assert result == "hi!"
+
+
+def test_a_sync_tool_that_times_out_is_recorded_as_abandoned(kernel: Kernel) -> None:
+    import threading
+
+    from agentos.errors import SyscallTimeout
+
+    release, finished = threading.Event(), threading.Event()
+
+    @tool(name="stuck")
+    def stuck() -> str:
+        """Block until released."""
+        release.wait(10)
+        finished.set()
+        return "late"
+
+    async def main() -> bool:
+        run = kernel.start_run("stuck")
+        registry = ToolRegistry([stuck])
+        try:
+            with pytest.raises(SyscallTimeout, match="abandoned: it may still be running"):
+                await kernel.call_tool(run, "a", "stuck", {}, registry=registry, timeout=0.1)
+            [row] = kernel.store.syscalls(run.id)
+            assert row.outcome == "abandoned" and row.detail["abandoned"] is True
+            assert "cannot be stopped" in (row.error or "")
+            return finished.is_set()  # False: the thread was still running when it gave up
+        finally:
+            release.set()
+
+    assert asyncio.run(main()) is False
+    assert finished.wait(5)
+
+
+def test_an_async_tool_that_times_out_is_stopped_not_abandoned(kernel: Kernel) -> None:
+    from agentos.errors import SyscallTimeout
+
+    stopped = []
+
+    @tool(name="sleeper")
+    async def sleeper() -> str:
+        """Sleep for a long time."""
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            stopped.append(True)
+            raise
+        return "late"
+
+    run = kernel.start_run("sleeper")
+    with pytest.raises(SyscallTimeout) as info:
+        asyncio.run(kernel.call_tool(run, "a", "sleeper", {}, registry=ToolRegistry([sleeper]), timeout=0.1))
+    assert "abandoned" not in str(info.value) and stopped == [True]
+    [row] = kernel.store.syscalls(run.id)
+    assert row.outcome == "timeout"

@@ -38,6 +38,80 @@ def test_schema_from_hints_and_docstring() -> None:
     assert params["additionalProperties"] is False
 
 
+def _google(path: str, depth: int = 1) -> str:
+    """List a folder.
+
+    Hidden files are skipped; links
+    are not followed.
+
+    Args:
+        path: the folder, relative to
+            the workspace.
+        depth: how deep to go.
+
+    Returns:
+        The names, one a line.
+    """
+    return path
+
+
+def _numpy(path: str, depth: int = 1) -> str:
+    """List a folder.
+
+    Hidden files are skipped; links
+    are not followed.
+
+    Parameters
+    ----------
+    path : str
+        the folder, relative to
+        the workspace.
+    depth : int
+        how deep to go.
+
+    Returns
+    -------
+    str
+        The names, one a line.
+    """
+    return path
+
+
+def _sphinx(path: str, depth: int = 1) -> str:
+    """List a folder.
+
+    Hidden files are skipped; links
+    are not followed.
+
+    :param path: the folder, relative to
+        the workspace.
+    :param depth: how deep to go.
+    :returns: The names, one a line.
+    """
+    return path
+
+
+@pytest.mark.parametrize("fn", [_google, _numpy, _sphinx], ids=["google", "numpy", "sphinx"])
+def test_docstrings_in_each_style_give_the_same_spec(fn) -> None:  # type: ignore[no-untyped-def]
+    spec = tool(name="ls")(fn).spec()["function"]
+    # Every paragraph before the first section is the description; sections are not.
+    assert spec["description"] == "List a folder.\n\nHidden files are skipped; links are not followed."
+    props = spec["parameters"]["properties"]
+    assert props["path"]["description"] == "the folder, relative to the workspace."
+    assert props["depth"]["description"] == "how deep to go."
+
+
+def test_a_docstring_without_sections_is_the_description() -> None:
+    def ping(host: str) -> str:
+        """Ping a host
+        once."""
+        return host
+
+    spec = tool(ping).spec()["function"]
+    assert spec["description"] == "Ping a host once."
+    assert "description" not in spec["parameters"]["properties"]["host"]
+
+
 def test_validation_coerces_and_reports_every_problem() -> None:
     assert search.validate({"query": "x", "limit": "3"}) == {"query": "x", "limit": 3, "mode": "fast"}
     with pytest.raises(InvalidToolCall) as info:

@@ -81,7 +81,7 @@ class LiteLLMModel:
         _check_allowed(self.name, api_base)
         litellm = _litellm()
         if self.name.startswith("local/"):
-            from agentos.runtime.llm.local import register_local_provider
+            from agentos.runtime.llm.litellm_provider import register_local_provider
 
             register_local_provider()
         kwargs = {**self.defaults, **params}
@@ -120,13 +120,26 @@ def _provider_error(model: str, error: Exception) -> ProviderError:
 def _to_completion(
     litellm: Any, model: str, response: Any, tools: list[dict[str, Any]] | None
 ) -> Completion:
+    """A :class:`Completion` from a litellm response; each tool call is parsed exactly once.
+
+    ``local/`` models were parsed by the engine: its calls arrive as ``tool_calls`` and a reply
+    it could not parse carries the correction in ``provider_specific_fields``. Other models'
+    replies are read by the robust text parser only when they have tools but no ``tool_calls``.
+    """
     choice = response.choices[0]
     message = choice.message
     calls: list[ToolCall] = []
     for raw in getattr(message, "tool_calls", None) or []:
         calls.append(_read_call(raw.id, raw.function.name, raw.function.arguments))
     content = message.content
-    if not calls and tools and content:
+    if model.startswith("local/"):
+        from agentos.runtime.llm.litellm_provider import TOOL_ERROR_FIELD
+
+        problem = (getattr(message, "provider_specific_fields", None) or {}).get(TOOL_ERROR_FIELD)
+        if problem and not calls:
+            calls = [ToolCall(f"call_{uuid.uuid4().hex[:8]}", "", {}, error=problem)]
+            content = None
+    elif not calls and tools and content:
         content, calls = _calls_from_text(content, tools)
     usage = getattr(response, "usage", None)
     try:

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from agentos.errors import ProviderError, UserError
-from agentos.runtime.llm.local import EngineConfig, _import_xllamacpp, build_params
+from agentos.runtime.llm.engine import EngineConfig, _import_xllamacpp, build_params
 from agentos.runtime.llm.models import CATALOGUE, resolve
 
 __all__ = ["LocalServer", "PortInUse", "check_port", "serve"]

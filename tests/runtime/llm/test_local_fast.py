@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agentos.errors import UserError
-from agentos.runtime.llm.local import EngineConfig, LocalEngine, _tool_messages, get_engine
+from agentos.runtime.llm.engine import EngineConfig, LocalEngine, _tool_messages, get_engine
 from agentos.runtime.llm.models import ModelCorrupt, ModelNotInstalled, UnknownModel
 from agentos.runtime.llm.server import PortInUse, check_port, serve
 
@@ -167,3 +167,35 @@ def test_requests_are_schema_constrained_per_tool_choice() -> None:
         engine._request(msgs, [ADD], {"type": "function", "function": {"name": "mul"}}, {})
     with pytest.raises(UserError, match="unsupported option"):
         engine._request(msgs, None, None, {"n_slots": 2})
+
+
+class _EndlessServer:
+    """xllamacpp's streaming contract: the callback gets each chunk; returning True cancels."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.cancelled = False
+
+    def handle_chat_completions(self, request: dict, callback) -> None:  # type: ignore[no-untyped-def]
+        import time
+
+        while self.sent < 10_000:
+            self.sent += 1
+            chunk = {"choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": None}]}
+            if callback(chunk):
+                self.cancelled = True
+                return
+            time.sleep(0.001)
+
+
+def test_a_stream_whose_reader_stops_cancels_decoding_and_ends_its_thread() -> None:
+    import threading
+
+    engine = object.__new__(LocalEngine)  # no model: the fake server above decodes
+    engine.config, engine.name, engine._closed = EngineConfig(), "fake", False
+    engine._server = server = _EndlessServer()
+    stream = engine.chat_stream([{"role": "user", "content": "go on forever"}])
+    assert [next(stream)["choices"][0]["delta"]["content"] for _ in range(3)] == ["x", "x", "x"]
+    stream.close()
+    assert server.cancelled and server.sent < 10_000
+    assert not [t for t in threading.enumerate() if t.name == "agentos-local-stream"]

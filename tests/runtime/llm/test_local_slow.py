@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from agentos.runtime.llm.local import ContextLengthExceeded, LocalEngine, get_engine, register_local_provider
+from agentos.runtime.llm.engine import ContextLengthExceeded, LocalEngine, get_engine
+from agentos.runtime.llm.litellm_provider import register_local_provider
 from agentos.runtime.llm.models import install
 from agentos.runtime.llm.server import LocalServer, serve
 

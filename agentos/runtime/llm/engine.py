@@ -1,4 +1,4 @@
-"""The embedded local LLM: a GGUF model served in-process by llama.cpp (through xllamacpp).
+"""The local LLM engine: a GGUF model served in-process by llama.cpp (through xllamacpp).
 
 :class:`LocalEngine` loads one model with ``n_parallel`` decoding slots (continuous batching, so
 that many requests run at once), the prompt cache on, and Qwen2.5-Coder's recommended sampling
@@ -9,21 +9,20 @@ With ``tools`` a request is decoded under a JSON schema (a llama.cpp grammar) th
 one call of a known tool, or ``{"final_answer": "..."}``; the text is parsed by
 :mod:`agentos.runtime.llm.toolcalls` and returned as OpenAI ``tool_calls``.
 
-:func:`register_local_provider` registers a litellm ``CustomLLM`` named ``local``, so that
-``litellm.acompletion(model="local/qwen2.5-coder-0.5b", messages=..., tools=...)`` works.
-:func:`get_engine` keeps one engine per model file per process.
+:func:`get_engine` keeps one engine per model file per process; :func:`loaded_engine` finds it
+without loading anything. The litellm provider that makes ``local/<model>`` model strings work
+lives in :mod:`agentos.runtime.llm.litellm_provider`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import os
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,10 +43,12 @@ __all__ = [
     "ContextLengthExceeded",
     "EngineConfig",
     "LocalEngine",
+    "SAMPLING_OPTIONS",
     "build_params",
     "close_engines",
+    "engine_slots",
     "get_engine",
-    "register_local_provider",
+    "loaded_engine",
 ]
 
 
@@ -209,7 +210,8 @@ def _text(content: Any) -> str:
     return json.dumps(content)
 
 
-_SAMPLING_KEYS = (
+#: The request options :meth:`LocalEngine.chat` accepts (llama.cpp's OpenAI-compatible subset).
+SAMPLING_OPTIONS = (
     "max_tokens", "temperature", "top_p", "top_k", "stop", "seed", "presence_penalty",
     "frequency_penalty", "repeat_penalty", "min_p", "response_format", "logit_bias", "n_probs",
 )  # fmt: skip
@@ -267,11 +269,11 @@ class LocalEngine:
         options: Mapping[str, Any],
     ) -> dict[str, Any]:
         """Build the llama.cpp request (schema-constrained when tools are in use)."""
-        unknown = set(options) - set(_SAMPLING_KEYS)
+        unknown = set(options) - set(SAMPLING_OPTIONS)
         if unknown:
             raise UserError(
                 f"unsupported option(s) for the local model: {', '.join(sorted(unknown))}; "
-                f"supported: {', '.join(_SAMPLING_KEYS)}"
+                f"supported: {', '.join(SAMPLING_OPTIONS)}"
             )
         req: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
         req.setdefault("max_tokens", self.config.max_tokens)
@@ -364,6 +366,10 @@ class LocalEngine:
         before it can be returned) and then sent as one ``tool_calls`` delta. The last chunk
         carries ``usage``.
 
+        Decoding runs in a worker thread. When the consumer stops early (``break``, ``close()``,
+        or the generator is garbage-collected) the request is cancelled: llama.cpp stops at its
+        next token, frees the slot, and the worker thread has ended when ``close()`` returns.
+
         Raises:
             ContextLengthExceeded, ProviderError, UserError: as :meth:`chat` (when iterated).
         """
@@ -375,28 +381,39 @@ class LocalEngine:
         req["stream_options"] = {"include_usage": True}
         server = self._server_or_raise()
         q: queue.Queue[tuple[str, Any]] = queue.Queue()
+        stop = threading.Event()
+
+        def on_chunk(chunk: Any) -> bool:
+            if stop.is_set():
+                return True  # xllamacpp: a true return cancels the request and frees its slot
+            q.put(("chunk", chunk))
+            return False
 
         def work() -> None:
             try:
-                ret = server.handle_chat_completions(req, lambda chunk: q.put(("chunk", chunk)))
-                q.put(("done", ret))
+                q.put(("done", server.handle_chat_completions(req, on_chunk)))
             except BaseException as exc:  # handed to the consumer thread and re-raised there
                 q.put(("raise", exc))
 
-        threading.Thread(target=work, name="agentos-local-stream", daemon=True).start()
-        while True:
-            kind, item = q.get()
-            if kind == "raise":
-                raise item
-            if kind == "done":
-                if isinstance(item, Mapping):
+        worker = threading.Thread(target=work, name="agentos-local-stream", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, item = q.get()
+                if kind == "raise":
+                    raise item
+                if kind == "done":
+                    if isinstance(item, Mapping):
+                        _raise_for_error(item, self.name, self.n_ctx)
+                    return
+                if isinstance(item, Mapping) and "error" in item:
                     _raise_for_error(item, self.name, self.n_ctx)
-                return
-            if isinstance(item, Mapping) and "error" in item:
-                _raise_for_error(item, self.name, self.n_ctx)
-            chunk = dict(item)
-            chunk["model"] = self.name
-            yield chunk
+                chunk = dict(item)
+                chunk["model"] = self.name
+                yield chunk
+        finally:
+            stop.set()
+            worker.join()
 
     async def achat(
         self,
@@ -466,12 +483,33 @@ def get_engine(model: str | os.PathLike[str], config: EngineConfig | None = None
             if explicit and engine.config != wanted:
                 raise UserError(
                     f"{engine!r} is already loaded with {engine.config}; close it with "
-                    "agentos.runtime.llm.local.close_engines() before loading it differently"
+                    "agentos.runtime.llm.engine.close_engines() before loading it differently"
                 )
             return engine
         engine = LocalEngine(model, wanted)
         _ENGINES[path] = engine
         return engine
+
+
+def loaded_engine(model: str | os.PathLike[str]) -> LocalEngine | None:
+    """The open engine for ``model`` (a catalogue name or a .gguf path), or ``None``.
+
+    Loads nothing and reads no file: it only looks at the engines :func:`get_engine` opened.
+    """
+    text = os.fspath(model)
+    path = None if text in CATALOGUE else Path(text).expanduser().absolute()
+    with _ENGINES_LOCK:
+        for engine in _ENGINES.values():
+            if not engine._closed and (engine.name == text or engine.path == path):
+                return engine
+    return None
+
+
+def engine_slots(model: str | os.PathLike[str]) -> int:
+    """Requests the engine for ``model`` decodes at once: the open engine's ``n_parallel``, else
+    the default :class:`EngineConfig`'s (what :func:`get_engine` will load it with)."""
+    engine = loaded_engine(model)
+    return engine.n_parallel if engine is not None else EngineConfig().n_parallel
 
 
 def close_engines() -> None:
@@ -481,169 +519,3 @@ def close_engines() -> None:
         _ENGINES.clear()
     for engine in engines:
         engine.close()
-
-
-# ----------------------------------------------------------------------------------------------
-# litellm provider
-
-_PROVIDER = "local"
-_REGISTER_LOCK = threading.Lock()
-
-
-def _litellm() -> Any:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-
-    return litellm
-
-
-def _make_handler() -> Any:
-    litellm = _litellm()
-    from litellm import CustomLLM
-    from litellm.llms.custom_llm import CustomLLMError
-
-    def engine_for(model: str) -> LocalEngine:
-        return get_engine(model)
-
-    def split(optional_params: Mapping[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
-        opts = dict(optional_params)
-        tools = opts.pop("tools", None)
-        tool_choice = opts.pop("tool_choice", None)
-        opts.pop("stream", None)
-        opts.pop("stream_options", None)
-        dropped = set(opts) - set(_SAMPLING_KEYS)
-        for key in dropped:  # litellm passes provider extras through; keep llama.cpp's subset
-            opts.pop(key)
-        return tools, tool_choice, opts
-
-    def call(model: str, fn: Any) -> Any:
-        try:
-            return fn()
-        except ContextLengthExceeded as exc:
-            raise litellm.ContextWindowExceededError(
-                message=str(exc), model=model, llm_provider=_PROVIDER
-            ) from exc
-        except ProviderError as exc:
-            raise CustomLLMError(status_code=exc.status or 500, message=str(exc)) from exc
-        except UserError as exc:
-            raise CustomLLMError(status_code=400, message=str(exc)) from exc
-
-    def to_response(model: str, result: dict[str, Any]) -> Any:
-        result = copy.deepcopy(result)
-        result["model"] = f"{_PROVIDER}/{model}"
-        for choice in result.get("choices", []):
-            problem = choice["message"].pop("agentos_tool_error", None)
-            if problem:  # the agent loop can send it back to the model as a correction
-                choice["message"]["provider_specific_fields"] = {"agentos_tool_error": problem}
-        return litellm.ModelResponse(**result)
-
-    def to_generic(chunk: Mapping[str, Any]) -> Any:
-        choice = (chunk.get("choices") or [{}])[0]
-        delta = choice.get("delta") or {}
-        finish = choice.get("finish_reason")
-        usage = chunk.get("usage")
-        tool_calls = delta.get("tool_calls") or []
-        out: dict[str, Any] = {
-            "text": delta.get("content") or "",
-            "tool_use": None,
-            "is_finished": finish is not None,
-            "finish_reason": finish or "",
-            "usage": (
-                {k: usage[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
-                if usage
-                else None
-            ),
-            "index": 0,
-        }
-        if tool_calls:
-            tc = tool_calls[0]
-            out["tool_use"] = {
-                "id": tc["id"],
-                "type": "function",
-                "function": tc["function"],
-                "index": tc.get("index", 0),
-            }
-        return out
-
-    def generic_stream(model: str, messages: list[Any], optional_params: dict[str, Any]) -> Iterator[Any]:
-        tools, tool_choice, opts = split(optional_params)
-        engine = call(model, lambda: engine_for(model))
-        it = engine.chat_stream(messages, tools=tools, tool_choice=tool_choice, **opts)
-        held: dict[str, Any] | None = None  # the finish chunk, waiting for the usage chunk
-        while True:
-            chunk = call(model, lambda: next(it, None))
-            if chunk is None:
-                break
-            if held is not None:
-                if not chunk.get("choices") and chunk.get("usage"):
-                    chunk = {**held, "usage": chunk["usage"]}
-                else:
-                    yield to_generic(held)
-                held = None
-            choice = (chunk.get("choices") or [{}])[0]
-            if choice.get("finish_reason") and not chunk.get("usage"):
-                held = chunk
-                continue
-            calls = (choice.get("delta") or {}).get("tool_calls") or []
-            yield to_generic(chunk)
-            for tc in calls[1:]:  # one tool call per generic chunk; litellm assembles them
-                one = {"index": 0, "delta": {"tool_calls": [tc]}, "finish_reason": None}
-                yield to_generic({**chunk, "choices": [one], "usage": None})
-        if held is not None:
-            yield to_generic(held)
-
-    class LocalLLM(CustomLLM):  # type: ignore[misc]
-        """litellm provider ``local/<catalogue name or .gguf path>`` backed by LocalEngine."""
-
-        def completion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Any:
-            optional_params = kwargs.get("optional_params") or (args[7] if len(args) > 7 else {})
-            tools, tool_choice, opts = split(optional_params)
-            result = call(
-                model,
-                lambda: engine_for(model).chat(messages, tools=tools, tool_choice=tool_choice, **opts),
-            )
-            return to_response(model, result)
-
-        async def acompletion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Any:
-            return await asyncio.to_thread(self.completion, model, messages, *args, **kwargs)
-
-        def streaming(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Iterator[Any]:
-            optional_params = kwargs.get("optional_params") or (args[7] if len(args) > 7 else {})
-            yield from generic_stream(model, messages, optional_params)
-
-        async def astreaming(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-            optional_params = kwargs.get("optional_params") or (args[7] if len(args) > 7 else {})
-            it = generic_stream(model, messages, optional_params)
-            done = object()
-            while True:
-                item = await asyncio.to_thread(next, it, done)
-                if item is done:
-                    return
-                yield item
-
-    return LocalLLM()
-
-
-def register_local_provider() -> None:
-    """Register the ``local`` litellm provider (idempotent, thread-safe).
-
-    Afterwards ``litellm.completion/acompletion(model="local/qwen2.5-coder-0.5b", ...)`` runs on
-    the process's :func:`get_engine` for that model; engines load on first use.
-
-    Raises:
-        UserError: litellm is not installed.
-    """
-    try:
-        litellm = _litellm()
-    except ImportError as exc:  # pragma: no cover - litellm is a core dependency
-        raise UserError("the local provider needs litellm: pip install agentos-kit") from exc
-    with _REGISTER_LOCK:
-        if any(item.get("provider") == _PROVIDER for item in litellm.custom_provider_map):
-            return
-        litellm.custom_provider_map = [
-            *litellm.custom_provider_map,
-            {"provider": _PROVIDER, "custom_handler": _make_handler()},
-        ]
-        from litellm.utils import custom_llm_setup
-
-        custom_llm_setup()
