@@ -14,13 +14,17 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentos.errors import ConfigError
 
-__all__ = ["DEFAULT_MODEL", "Settings", "load_settings"]
+__all__ = ["DEFAULT_MODEL", "Settings", "data_dir", "load_settings"]
 
 DEFAULT_MODEL = "local/qwen2.5-coder-1.5b"
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".agentos"
 
 
 class Settings(BaseModel):
@@ -28,8 +32,8 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    data_dir: Path = Field(default_factory=lambda: Path.home() / ".agentos",
-                           description="where the run store, models and memory live")
+    data_dir: Path = Field(default_factory=_default_data_dir, description=(
+        "where the run store, local models, MoE checkpoints and memory live"))
     model: str = Field(DEFAULT_MODEL, min_length=1, description="default litellm model string")
     policy: Literal["fifo", "round_robin", "priority", "fair_share"] = "fifo"
     max_concurrency: int = Field(4, ge=1, le=1024, description="default slots per resource pool")
@@ -49,6 +53,13 @@ class Settings(BaseModel):
     budget_tokens: int | None = Field(None, ge=0)
     budget_cost: float | None = Field(None, ge=0)
     budget_wall_s: float | None = Field(None, gt=0)
+    # No energy budget setting: Completion.energy_j is 0 for every real model until an energy
+    # meter fills it, so such a budget could never trigger (Budget(energy_j=...) documents this).
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
 
     @property
     def store_path(self) -> Path:
@@ -68,8 +79,8 @@ def _config_file(env: dict[str, str]) -> Path | None:
     local = Path("agentos.toml")
     if local.is_file():
         return local
-    data_dir = Path(env.get("AGENTOS_DATA_DIR", Path.home() / ".agentos")).expanduser()
-    default = data_dir / "config.toml"
+    folder = Path(env["AGENTOS_DATA_DIR"]) if env.get("AGENTOS_DATA_DIR") else _default_data_dir()
+    default = folder.expanduser() / "config.toml"
     return default if default.is_file() else None
 
 
@@ -118,3 +129,19 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
             + (f"; it sets the {description}" if description else "")
             + ". Fix the value or remove it to use the default.",
         ) from None
+
+
+def data_dir(env: dict[str, str] | None = None) -> Path:
+    """The agentos data directory: the run store, local models, MoE checkpoints and memory.
+
+    ``$AGENTOS_DATA_DIR`` if set, else ``data_dir`` in the TOML file (see
+    :func:`load_settings`), else ``~/.agentos``; ``~`` is expanded. Every part of agentos that
+    keeps files finds the folder here.
+
+    Args:
+        env: the environment to read; defaults to ``os.environ``.
+
+    Raises:
+        ConfigError: the settings are invalid (the message names the setting and its source).
+    """
+    return load_settings(env).data_dir

@@ -47,3 +47,59 @@ def test_broken_toml_and_missing_config_file(tmp_path: Path) -> None:
         load_settings(env={"AGENTOS_CONFIG": str(cfg)})
     with pytest.raises(ConfigError, match="AGENTOS_CONFIG.*does not exist"):
         load_settings(env={"AGENTOS_CONFIG": str(tmp_path / "missing.toml")})
+
+
+# --- the data directory: one function, used by everything that keeps files -------------------
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No agentos variables, a fresh home and working directory (no ./agentos.toml)."""
+    import os
+
+    for var in [v for v in os.environ if v.startswith("AGENTOS_")]:
+        monkeypatch.delenv(var)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    return home
+
+
+def test_data_dir_defaults_to_agentos_in_home(clean_env: Path) -> None:
+    from agentos.config import data_dir
+
+    assert data_dir() == clean_env / ".agentos"
+
+
+def test_data_dir_from_the_environment_expands_home(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentos.config import data_dir
+
+    monkeypatch.setenv("AGENTOS_DATA_DIR", "~/elsewhere")
+    assert data_dir() == clean_env / "elsewhere"
+
+
+def test_data_dir_from_agentos_toml_is_used_for_models_moe_and_the_store(
+    clean_env: Path, tmp_path: Path
+) -> None:
+    from agentos.config import data_dir
+    from agentos.runtime.llm import models
+    from agentos.tools.moe.tools import _model_dir
+
+    (tmp_path / "agentos.toml").write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    assert data_dir() == tmp_path / "data"
+    assert models.models_dir() == tmp_path / "data" / "models"
+    assert models.model_path("qwen2.5-coder-0.5b").parent == tmp_path / "data" / "models"
+    assert _model_dir("mine") == tmp_path / "data" / "moe" / "mine"
+    assert load_settings().store_path == tmp_path / "data" / "runs.sqlite"
+    assert load_settings().memory_path == tmp_path / "data" / "memory"
+
+
+def test_the_environment_beats_agentos_toml_for_the_data_dir(
+    clean_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentos.config import data_dir
+
+    (tmp_path / "agentos.toml").write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    monkeypatch.setenv("AGENTOS_DATA_DIR", str(tmp_path / "env"))
+    assert data_dir() == tmp_path / "env"

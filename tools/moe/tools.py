@@ -8,10 +8,10 @@ tool runs.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
+from agentos.config import data_dir
 from agentos.errors import ToolRetry
 from agentos.runtime.tool import tool
 
@@ -23,8 +23,7 @@ _MAX_STEPS = 2000
 def _model_dir(name: str) -> Path:
     if not name.replace("-", "").replace("_", "").isalnum():
         raise ToolRetry(f"model name {name!r} may only use letters, digits, '-' and '_'")
-    base = Path(os.environ.get("AGENTOS_DATA_DIR", Path.home() / ".agentos")).expanduser()
-    return base / "moe" / name
+    return data_dir() / "moe" / name
 
 
 @tool(name="train_moe", concurrency=1)

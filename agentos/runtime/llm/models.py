@@ -7,8 +7,8 @@ the destination while hashing, checks size and sha256, and only then renames the
 ``<model>.gguf.verified`` records the verified size, mtime and sha256 so that later loads do not
 re-hash a gigabyte; a file whose size or mtime no longer match the stamp is re-hashed.
 
-Models live in ``<data_dir>/models/``; the data dir is ``~/.agentos`` unless the environment
-variable ``AGENTOS_DATA_DIR`` says otherwise.
+Models live in ``<data_dir>/models/``, where the data dir is :func:`agentos.config.data_dir`
+(``$AGENTOS_DATA_DIR``, else ``data_dir`` in ``agentos.toml``, else ``~/.agentos``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from agentos.config import data_dir
 from agentos.errors import UserError
 
 __all__ = [
@@ -136,12 +137,6 @@ class ModelStatus:
     installed: bool
     default: bool
     description: str
-
-
-def data_dir() -> Path:
-    """The agentos data directory: ``$AGENTOS_DATA_DIR`` or ``~/.agentos``."""
-    env = os.environ.get("AGENTOS_DATA_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".agentos"
 
 
 def models_dir() -> Path:
