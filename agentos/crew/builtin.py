@@ -32,7 +32,10 @@ if TYPE_CHECKING:
     from agentos.crew.crew import Crew, Member
     from agentos.runtime.kernel import Kernel
 
-__all__ = ["CODE_RUNNING_TOOLS", "FACTS_MISSING", "research_and_code", "research_and_code_tasks"]
+__all__ = [
+    "CODE_RUNNING_TOOLS", "FACTS_MISSING", "default_members", "research_and_code",
+    "research_and_code_tasks",
+]
 
 FACTS_MISSING = "FACTS MISSING:"
 TESTS_PASSED = "TESTS PASSED"
@@ -154,3 +157,25 @@ def research_and_code(
         crew_options.setdefault("approve_tools", CODE_RUNNING_TOOLS)
     return Crew([researcher, coder, reviewer], tasks, edges, name="research_and_code",
                 kernel=kernel, definition=definition, **crew_options)
+
+
+def default_members(
+    kernel: Kernel, model: str | None = None, workspace: str | None = None,
+) -> dict[str, Member]:
+    """The built-in crew's members on ``model`` (default: the configured model)."""
+    from agentos.agents.base import Agent
+
+    llm = model or kernel.settings.model
+    researcher = Agent(
+        "researcher", llm=llm, kernel=kernel,
+        role="a researcher who states the facts a programmer needs and names the source of each",
+    )
+    coder = Agent(
+        "coder", llm=llm, kernel=kernel, tools=["run_python"],
+        role="a Python programmer who writes a function and its tests and runs them",
+    )
+    reviewer = Agent(
+        "reviewer", llm=llm, kernel=kernel,
+        role="a code reviewer who checks code against its goal and the research",
+    )
+    return {"researcher": researcher, "coder": coder, "reviewer": reviewer}
