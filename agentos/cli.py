@@ -171,6 +171,16 @@ def _mount_optional() -> None:
 _mount_optional()
 
 
+def _mount_crew() -> None:
+    from agentos._cli_crew import crew_app, resume_command
+
+    app.add_typer(crew_app, name="crew")
+    runs_app.command("resume")(resume_command)
+
+
+_mount_crew()
+
+
 def main() -> None:
     """Entry point: turns agentos' user errors into a one-line message and exit code 2."""
     try:
