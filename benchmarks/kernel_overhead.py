@@ -7,11 +7,18 @@ Measures, in one run:
 2. scheduling efficiency: 8 agents × 20 LLM calls against a fake provider with 50 ms latency
    and concurrency 4; ideal makespan 8·20·0.05/4 = 2.0 s (target within 5 %);
 3. for comparison, the per-step orchestration overhead of LangGraph (one graph node) and CrewAI
-   (one task) calling the same zero-latency LLM.
+   (one task) calling the same zero-latency LLM;
+4. like for like, one agent step (one LLM turn that asks for a tool, plus that tool call) through
+   ``agentos.Agent`` (``max_steps=1``, a new run each time), a one-node LangGraph graph and a
+   one-task CrewAI crew (the tool's result is the answer), each minus the same LLM call and tool
+   call made directly (each interleaved with its direct calls), all in one run;
+5. scale: per-syscall cost with 1, 100, 1,000 and 10,000 concurrent agents (each LLM call yields
+   to the event loop once, so the agents really interleave), on a pool with a slot per agent (no
+   queue) and on a 4-slot fair-share pool (the other agents queue).
 
-Prints a table and writes benchmarks/results/kernel_overhead.json.
+Prints tables and writes benchmarks/results/kernel_overhead.json.
 
-    python benchmarks/kernel_overhead.py [--calls 2000] [--quick]
+    python benchmarks/kernel_overhead.py [--calls 2000] [--quick] [--skip-frameworks]
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from rich.console import Console
 from rich.table import Table
 
-from agentos import Kernel, load_settings
+from agentos import Agent, Kernel, load_settings, tool
+from agentos.runtime.llm.types import Completion, ToolCall
 from agentos.runtime.scheduler import PoolConfig
 from agentos.testing import ScriptedLLM
 
@@ -51,6 +59,41 @@ class ZeroLLM(ScriptedLLM):
     async def complete(self, messages, tools=None, **params):  # type: ignore[no-untyped-def]
         from agentos.runtime.llm.types import Completion
 
+        return Completion("hi", [], 3, 1, model=self.name)
+
+
+TEXT = "the quick brown fox jumps over the lazy dog"
+STEP_TASK = f"Count the words in '{TEXT}'."
+
+
+def count_words(text: str) -> int:
+    """Count the words in a text.
+
+    Args:
+        text: the text to count.
+    """
+    return len(text.split())
+
+
+class ToolCallLLM(ScriptedLLM):
+    """Asks for ``count_words`` instantly, forever (one LLM turn of an agent step)."""
+
+    def __init__(self) -> None:
+        super().__init__([], name="tool-caller")
+
+    async def complete(self, messages, tools=None, **params):  # type: ignore[no-untyped-def]
+        call = ToolCall("call_0", "count_words", {"text": TEXT})
+        return Completion(None, [call], 20, 8, model=self.name, finish_reason="tool_calls")
+
+
+class YieldLLM(ScriptedLLM):
+    """Answers after yielding to the event loop once, so concurrent agents interleave."""
+
+    def __init__(self) -> None:
+        super().__init__([], name="yield")
+
+    async def complete(self, messages, tools=None, **params):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0)
         return Completion("hi", [], 3, 1, model=self.name)
 
 
@@ -184,20 +227,202 @@ def crewai_task(calls: int) -> dict[str, float]:
     return {"overhead_median_us": _median_us(samples), "calls": calls}
 
 
+def _interleaved(direct, framework, warmup: int, calls: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Median of ``framework()`` minus median of ``direct()``, run alternately (sync callables)."""
+    for _ in range(warmup):
+        direct()
+        framework()
+    d, f = [], []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        direct()
+        t1 = time.perf_counter()
+        framework()
+        t2 = time.perf_counter()
+        d.append(t1 - t0)
+        f.append(t2 - t1)
+    return {"direct_median_us": _median_us(d), "framework_median_us": _median_us(f),
+            "overhead_median_us": _median_us(f) - _median_us(d), "calls": calls}
+
+
+def agent_step_agentos(calls: int, data_dir: str) -> dict[str, float]:
+    """One ``Agent.arun`` with ``max_steps=1``: one LLM turn, one tool call, a new run."""
+    kernel = Kernel(load_settings(env={"AGENTOS_DATA_DIR": data_dir}))
+    llm = ToolCallLLM()
+    counter = tool(count_words)
+    agent = Agent("counter", llm=llm, tools=[counter], max_steps=1)
+    specs = [counter.spec()]
+    messages = [{"role": "user", "content": STEP_TASK}]
+    loop = asyncio.new_event_loop()
+
+    async def direct() -> None:
+        out = await llm.complete(messages, specs)
+        count_words(**out.tool_calls[0].arguments)
+
+    async def framework() -> None:
+        result = await agent.arun(STEP_TASK, kernel=kernel)
+        assert result.status == "max_steps" and result.steps[0].tool_calls[0].output == "9"
+
+    try:
+        return _interleaved(lambda: loop.run_until_complete(direct()),
+                            lambda: loop.run_until_complete(framework()),
+                            warmup=50, calls=calls)
+    finally:
+        loop.close()
+        kernel.close()
+
+
+def agent_step_langgraph(calls: int) -> dict[str, float]:
+    """One ``ainvoke`` of a one-node graph whose node makes the LLM call and the tool call."""
+    from typing import TypedDict
+
+    from langgraph.graph import END, START, StateGraph
+
+    llm = ToolCallLLM()
+    messages = [{"role": "user", "content": STEP_TASK}]
+
+    class State(TypedDict):
+        count: int
+
+    async def node(state: State) -> State:
+        out = await llm.complete(messages)
+        return {"count": count_words(**out.tool_calls[0].arguments)}
+
+    graph = StateGraph(State)
+    graph.add_node("step", node)
+    graph.add_edge(START, "step")
+    graph.add_edge("step", END)
+    app = graph.compile()
+    loop = asyncio.new_event_loop()
+
+    async def direct() -> None:
+        out = await llm.complete(messages)
+        count_words(**out.tool_calls[0].arguments)
+
+    async def framework() -> None:
+        assert (await app.ainvoke({"count": 0}))["count"] == 9
+
+    try:
+        return _interleaved(lambda: loop.run_until_complete(direct()),
+                            lambda: loop.run_until_complete(framework()),
+                            warmup=50, calls=calls)
+    finally:
+        loop.close()
+
+
+def agent_step_crewai(calls: int) -> dict[str, float]:
+    """One ``kickoff`` of a one-task crew: the LLM asks for the tool, whose result is the answer."""
+    import logging
+
+    from crewai import Agent as CrewAgent
+    from crewai import BaseLLM, Crew, Task
+    from crewai.tools import tool as crew_tool
+
+    reply = ('Thought: I should count the words.\nAction: count_words\n'
+             f'Action Input: {{"text": "{TEXT}"}}')
+
+    work = {"llm": 0, "tool": 0}  # what the crew really ran, checked after the loop
+
+    class ToolCaller(BaseLLM):
+        def call(self, messages, tools=None, callbacks=None, available_functions=None,  # type: ignore[no-untyped-def]
+                 from_task=None, from_agent=None, response_model=None):
+            work["llm"] += 1
+            return reply
+
+        def supports_function_calling(self) -> bool:
+            return False
+
+    logging.disable(logging.WARNING)  # crewai warns on every call that the LLM has no tokenizer
+    llm = ToolCaller(model="tool-caller")
+    def counted(text: str) -> int:
+        """Count the words in a text."""
+        work["tool"] += 1
+        return count_words(text)
+
+    counter = crew_tool("count_words", result_as_answer=True)(counted)
+    agent = CrewAgent(role="counter", goal="count words", backstory="-", llm=llm, tools=[counter],
+                      verbose=False)
+    task = Task(description=STEP_TASK, expected_output="a number", agent=agent)
+    crew = Crew(agents=[agent], tasks=[task], verbose=False)
+    messages = [{"role": "user", "content": STEP_TASK}]
+
+    def direct() -> None:
+        text = llm.call(messages)
+        arguments = json.loads(text.split("Action Input:", 1)[1])
+        count_words(**arguments)
+
+    def framework() -> None:
+        # The answer is the tool's result (crewai appends its tool reminder to repeated uses).
+        out = crew.kickoff().raw
+        assert out.split()[0] == "9", out
+
+    result = _interleaved(direct, framework, warmup=3, calls=calls)
+    kickoffs = 3 + calls
+    # One LLM call and one tool call per kickoff (the direct calls made the other LLM calls).
+    assert work == {"llm": 2 * kickoffs, "tool": kickoffs}, work
+    return result
+
+
+def scale(data_dir: str, agents: int, calls_per_agent: int, slots: int) -> dict[str, float]:
+    """``agents`` concurrent agents, each making ``calls_per_agent`` LLM syscalls, on one pool."""
+    kernel = Kernel(load_settings(env={"AGENTOS_DATA_DIR": data_dir}))
+    llm = YieldLLM()
+    kernel.scheduler.configure("llm:yield", PoolConfig(max_concurrency=slots, policy="fair_share"))
+
+    async def agent_loop(run, name: str) -> None:  # type: ignore[no-untyped-def]
+        for _ in range(calls_per_agent):
+            await kernel.llm(run, name, llm, MESSAGES)
+
+    async def direct_calls(n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await llm.complete(MESSAGES)
+        return (time.perf_counter() - t0) / n
+
+    async def main() -> tuple[float, float]:
+        direct = await direct_calls(2000)
+        run = kernel.start_run("scale")
+        t0 = time.perf_counter()
+        await asyncio.gather(*(agent_loop(run, f"agent{i}") for i in range(agents)))
+        wall = time.perf_counter() - t0
+        kernel.end_run(run, "succeeded")
+        return wall, direct
+
+    wall, direct = asyncio.run(main())
+    rows = kernel.store.syscalls(kernel.store.list_runs(1)[0].id)
+    kernel.close()
+    total = agents * calls_per_agent
+    assert len(rows) == total and all(r.outcome == "ok" for r in rows)
+    return {"agents": agents, "calls_per_agent": calls_per_agent, "slots": slots,
+            "syscalls": total, "wall_s": wall, "direct_us": direct * 1e6,
+            "per_syscall_us": wall / total * 1e6, "overhead_us": (wall / total - direct) * 1e6}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="fewer calls")
     parser.add_argument("--skip-frameworks", action="store_true", help="skip LangGraph and CrewAI")
+    parser.add_argument("--scale", type=int, nargs="*", default=[1, 100, 1000, 10000],
+                        help="concurrent agents for the scale table (none: skip it)")
     args = parser.parse_args()
     calls = 300 if args.quick else args.calls
-    console = Console()
+    console = Console(width=120)
     results: dict[str, object] = {"machine": platform.platform(), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         with console.status("per-syscall overhead…"):
             results["syscall"] = syscall_overhead(calls, tmp + "/a")
         with console.status("scheduling efficiency (8 agents × 20 calls, 50 ms, concurrency 4)…"):
             results["scheduling"] = scheduling_efficiency(tmp + "/b")
+        with console.status("one agent step through agentos.Agent…"):
+            steps: dict[str, object] = {"agentos": agent_step_agentos(min(calls, 1000), tmp + "/c")}
+        scale_rows = []
+        for n in args.scale:
+            for slots in (n,) if n <= 4 else (n, 4):
+                per_agent = max(1, 2000 // n)
+                with console.status(f"scale: {n} agents × {per_agent} calls, {slots} slots…"):
+                    scale_rows.append(scale(f"{tmp}/s{n}_{slots}", n, per_agent, slots))
+        results["scale"] = scale_rows
     if not args.skip_frameworks:
         with console.status("LangGraph one-node step…"):
             results["langgraph"] = langgraph_step(min(calls, 500))
@@ -206,6 +431,15 @@ def main() -> None:
                 results["crewai"] = crewai_task(min(calls // 10, 50))
             except ImportError as error:
                 results["crewai"] = {"error": f"crewai not installed ({error})"}
+        with console.status("one agent step as a LangGraph node…"):
+            steps["langgraph"] = agent_step_langgraph(min(calls, 1000))
+        with console.status("one agent step as a CrewAI task…"):
+            try:
+                steps["crewai"] = agent_step_crewai(min(calls // 10, 50))
+            except ImportError as error:
+                steps["crewai"] = {"error": f"crewai not installed ({error})"}
+    results["agent_step"] = steps
+    results["loadavg_at_end"] = os.getloadavg()
 
     s, m = results["syscall"], results["scheduling"]  # type: ignore[assignment]
     table = Table(title="agentos kernel overhead", show_lines=False)
@@ -228,6 +462,36 @@ def main() -> None:
             value = f"{r['overhead_median_us']:.1f} µs" if "overhead_median_us" in r else r["error"]
             table.add_row(label, value, "")
     console.print(table)
+
+    step = Table(title="one agent step (one LLM turn asking for a tool + the tool call), "
+                       "minus the same calls made directly")
+    for col in ("framework", "unit", "direct calls", "through the framework", "overhead", "runs"):
+        step.add_column(col, justify="left" if col in ("framework", "unit") else "right")
+    units = {"agentos": "Agent.arun, max_steps=1 (a new run)",
+             "langgraph": "one-node graph ainvoke", "crewai": "one-task crew kickoff"}
+    for name, r in steps.items():  # type: ignore[union-attr]
+        if "error" in r:
+            step.add_row(name, units[name], r["error"], "", "", "")
+            continue
+        step.add_row(name, units[name], f"{r['direct_median_us']:.1f} µs",
+                     f"{r['framework_median_us']:.1f} µs",
+                     f"[bold]{r['overhead_median_us']:.1f} µs", str(r["calls"]))
+    console.print(step)
+
+    if results["scale"]:
+        sc = Table(title="per-syscall cost with many concurrent agents (fair share; each LLM "
+                         "call yields once)")
+        for col in ("agents", "calls each", "pool slots", "syscalls", "wall s",
+                    "per syscall", "minus direct call"):
+            sc.add_column(col, justify="right")
+        for r in results["scale"]:  # type: ignore[union-attr]
+            slots = "1 per agent" if r["slots"] == r["agents"] else str(r["slots"])
+            sc.add_row(f"{r['agents']:,}", str(r["calls_per_agent"]), slots, f"{r['syscalls']:,}",
+                       f"{r['wall_s']:.2f}", f"{r['per_syscall_us']:.1f} µs",
+                       f"[bold]{r['overhead_us']:.1f} µs")
+        console.print(sc)
+    console.print(f"load average at the end: {os.getloadavg()[0]:.2f} / {os.getloadavg()[1]:.2f} / "
+                  f"{os.getloadavg()[2]:.2f} (1 / 5 / 15 min) on {os.cpu_count()} CPUs")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     console.print(f"wrote {RESULTS}")
