@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from agentos.runtime.kernel import Kernel
 
 __all__ = [
-    "CODE_RUNNING_TOOLS", "FACTS_MISSING", "default_members", "research_and_code",
+    "CODE_RUNNING_TOOLS", "FACTS_MISSING", "RERUN_TOOLS", "research_and_code",
     "research_and_code_tasks",
 ]
 
@@ -42,6 +42,9 @@ TESTS_PASSED = "TESTS PASSED"
 CHANGES_REQUESTED = "CHANGES REQUESTED"
 CODE_RUNNING_TOOLS = ("run_python", "run_tests", "run_code")
 """Tools that run code: with ``approve=True`` each call waits for a human's approval."""
+RERUN_TOOLS = ("run_tests", "list_files", "read_file")
+"""The Coder's side-effect-free tools, run again (not replayed) when a visit resumes: the Coder
+keeps the last test outcome in memory and checks "tests passed" against it."""
 
 
 def _tests_passed(output: str, state: Mapping[str, Any]) -> CheckResult:
@@ -155,27 +158,7 @@ def research_and_code(
     tasks, edges = research_and_code_tasks(max_rounds)
     if approve:
         crew_options.setdefault("approve_tools", CODE_RUNNING_TOOLS)
+    crew_options.setdefault("rerun_tools", RERUN_TOOLS)
     return Crew([researcher, coder, reviewer], tasks, edges, name="research_and_code",
                 kernel=kernel, definition=definition, **crew_options)
 
-
-def default_members(
-    kernel: Kernel, model: str | None = None, workspace: str | None = None,
-) -> dict[str, Member]:
-    """The built-in crew's members on ``model`` (default: the configured model)."""
-    from agentos.agents.base import Agent
-
-    llm = model or kernel.settings.model
-    researcher = Agent(
-        "researcher", llm=llm, kernel=kernel,
-        role="a researcher who states the facts a programmer needs and names the source of each",
-    )
-    coder = Agent(
-        "coder", llm=llm, kernel=kernel, tools=["run_python"],
-        role="a Python programmer who writes a function and its tests and runs them",
-    )
-    reviewer = Agent(
-        "reviewer", llm=llm, kernel=kernel,
-        role="a code reviewer who checks code against its goal and the research",
-    )
-    return {"researcher": researcher, "coder": coder, "reviewer": reviewer}

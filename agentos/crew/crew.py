@@ -119,6 +119,8 @@ class Crew:
         start: tasks that run first; default: computed (see :class:`CrewGraph`).
         kernel: the kernel to run on; default: a new one from the settings.
         approve_tools: tools that need a human's approval before each call (LangGraph interrupt).
+        rerun_tools: tools run again rather than replayed from the journal on resume (only
+            side-effect-free checks; see :class:`~agentos.crew.journal.JournaledKernel`).
         retention: how many checkpoints the run store keeps.
         max_task_runs: at most this many task visits in one run (LangGraph's recursion limit).
         budget: the run's budget (tokens, cost, wall time, energy).
@@ -141,6 +143,7 @@ class Crew:
         start: Sequence[str] | None = None,
         kernel: Kernel | None = None,
         approve_tools: Collection[str] = (),
+        rerun_tools: Collection[str] = (),
         retention: ckpt.Retention | None = None,
         max_task_runs: int = 40,
         budget: Budget | None = None,
@@ -162,6 +165,7 @@ class Crew:
         self.name = name
         self.kernel = kernel
         self.approve_tools = set(approve_tools)
+        self.rerun_tools = set(rerun_tools)
         self.retention = retention or ckpt.Retention()
         self.max_task_runs = max_task_runs
         self.budget = budget
@@ -355,7 +359,7 @@ class Crew:
                 update["stops"] = {task.name: f"skipped: already ran {task.max_visits} times"}
             return self._handoff_command(task, {**state, **update}, update, routed=False)
         scope = JournaledKernel(ctx.kernel, ctx.journal, f"{task.name}/{visit}",
-                                approve_tools=self.approve_tools)
+                                approve_tools=self.approve_tools, rerun_tools=self.rerun_tools)
         inputs = await self._inbox(ctx, task, state)
         self._emit(CrewEvent("task_start", task.name, owner, visit))
         data: dict[str, Any] = {}

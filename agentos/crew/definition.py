@@ -18,12 +18,10 @@ if TYPE_CHECKING:
 __all__ = ["builtin_definition", "crew_from_definition"]
 
 
-def builtin_definition(
-    *, model: str | None, max_rounds: int, approve: bool, workspace: str | None = None,
-) -> dict[str, Any]:
+def builtin_definition(*, model: str | None, max_rounds: int, approve: bool) -> dict[str, Any]:
     """The definition of the built-in ``research_and_code`` crew with these options."""
     return {"kind": "builtin", "name": "research_and_code", "model": model,
-            "max_rounds": max_rounds, "approve": approve, "workspace": workspace}
+            "max_rounds": max_rounds, "approve": approve}
 
 
 def crew_from_definition(definition: dict[str, Any], *, kernel: Kernel, **options: Any) -> Crew:
@@ -40,9 +38,10 @@ def crew_from_definition(definition: dict[str, Any], *, kernel: Kernel, **option
         return load_crew(definition["text"], kernel=kernel, model=definition.get("model"),
                          **options)
     if kind == "builtin" and definition.get("name") == "research_and_code":
-        from agentos.crew.builtin import default_members, research_and_code
+        from agentos.crew.builtin import research_and_code
+        from agentos.crew.members import default_members
 
-        members = default_members(kernel, definition.get("model"), definition.get("workspace"))
+        members = default_members(kernel, definition.get("model"))
         return research_and_code(
             kernel=kernel, approve=bool(definition.get("approve")),
             max_rounds=int(definition.get("max_rounds", 3)), definition=definition,

@@ -1,9 +1,9 @@
 """The crew journal: every completed syscall of a crew run, keyed by a syscall id, so a resumed
 run replays what was already done instead of doing it again.
 
-A task visit sees the kernel through a :class:`JournaledKernel`. Its n-th LLM call, tool call or
-publish gets the syscall id ``"<task>/<visit>/<kind><n>"``; the id is the same when the visit runs
-again after a crash, because a visit's syscalls happen in a fixed order. Before a syscall the
+A task visit sees the kernel through a :class:`JournaledKernel`. Its n-th LLM call, tool call,
+memory operation or publish gets the syscall id ``"<task>/<visit>/<kind><n>"``; the id is the
+same when the visit runs again after a crash, because a visit's syscalls happen in a fixed order. Before a syscall the
 journal is consulted: a recorded result for the same id *and the same request* (a digest of the
 messages or arguments) is returned as it was, without calling the model or the tool, and the
 run store records it with outcome ``replayed``. Only a syscall that was in flight when the
@@ -91,16 +91,20 @@ class JournaledKernel:
         journal: the crew run's journal.
         scope: ``"<task>/<visit>"``, the prefix of this visit's syscall ids.
         approve_tools: tool names that need a human's approval before they run (empty: none).
+        rerun_tools: tools run again instead of replayed on resume: side-effect-free checks
+            whose result the agent also keeps in memory (the Coder's ``run_tests`` sets the
+            outcome it checks "tests passed" against).
     """
 
     def __init__(
         self, kernel: Kernel, journal: Journal, scope: str, *,
-        approve_tools: Collection[str] = (),
+        approve_tools: Collection[str] = (), rerun_tools: Collection[str] = (),
     ) -> None:
         self._kernel = kernel
         self._journal = journal
         self._scope = scope
         self._approve_tools = set(approve_tools)
+        self._rerun_tools = set(rerun_tools)
         self._counts: dict[str, int] = {}
         self.replayed = 0
 
@@ -157,7 +161,7 @@ class JournaledKernel:
             # Before the journal: a replayed visit asks again and LangGraph answers from the
             # decisions already given, so answers stay matched to their calls.
             self._ask_approval(run, agent, name, arguments)
-        recorded = self._journal.get(key, request)
+        recorded = None if name in self._rerun_tools else self._journal.get(key, request)
         if recorded is not None:
             self._record_replay(run, agent, "tool", name, key)
             if "error" in recorded:
@@ -192,6 +196,21 @@ class JournaledKernel:
                                               {**decision, "syscall_id": key})
         if not approved:
             raise ApprovalRejected(f"a human rejected {agent} running {name}")
+
+    async def memory_call(
+        self, run: Run, agent: str, op: str, namespaces: Any, **arguments: Any
+    ) -> Any:
+        """:meth:`Kernel.memory_call <agentos.runtime.kernel.Kernel.memory_call>`, replayed
+        when journaled (recalled hits come back as they were)."""
+        key = self._next_key("memory")
+        request = digest({"op": op, "namespaces": namespaces, "arguments": arguments})
+        recorded = self._journal.get(key, request)
+        if recorded is not None:
+            self._record_replay(run, agent, "memory", op, key)
+            return _memory_result_from(recorded)
+        value = await self._kernel.memory_call(run, agent, op, namespaces, **arguments)
+        self._journal.put(key, "memory", request, _memory_result_to(value))
+        return value
 
     async def publish(
         self, run: Run, agent: str, topic: str, payload: dict[str, Any],
@@ -233,3 +252,20 @@ def _completion_from(d: dict[str, Any]) -> Completion:
         d["content"], [ToolCall(**t) for t in d["tool_calls"]], d["prompt_tokens"],
         d["completion_tokens"], d["cost"], d["energy_j"], d["model"], d["finish_reason"],
     )
+
+
+def _memory_result_to(value: Any) -> dict[str, Any]:
+    from agentos.runtime.memory.store import Hit
+
+    if isinstance(value, list) and value and all(isinstance(h, Hit) for h in value):
+        return {"hits": [h.as_dict() for h in value]}
+    return {"value": _jsonable(value)}
+
+
+def _memory_result_from(recorded: dict[str, Any]) -> Any:
+    if "hits" not in recorded:
+        return recorded["value"]
+    from agentos.runtime.memory.store import Hit
+
+    return [Hit(h["chunk_id"], h["text"], h["namespace"], h["source"], h["position"],
+                h["score"], h["metadata"]) for h in recorded["hits"]]

@@ -76,3 +76,40 @@ def test_a_crew_that_cannot_converge_ends_with_what_it_has_and_says_why(kernel: 
     assert "did not converge" in result.stops["code"] and "max_visits" in result.stops["code"]
     assert "## Did not converge" in result.report and "broken 3" in result.report
     assert kernel.store.get_run(result.run_id).status == "not_converged"
+
+
+def test_real_coder_with_approval_resumes_without_rewriting_files(kernel: Kernel) -> None:
+    from agentos.agents.coder import Coder
+    from agentos.crew.members import CoderMember
+    from agentos.testing import FunctionLLM, call
+
+    script = [
+        call("write_file", path="solution.py", content="def add(a, b):\n    return a + b\n"),
+        call("write_file", path="test_solution.py",
+             content="from solution import add\n\ndef test_add():\n    assert add(2, 3) == 5\n"),
+        call("run_tests"),
+        "add works; its test passes.",
+    ]
+
+    def coder_brain(messages, tools):  # type: ignore[no-untyped-def]
+        # By turn within the visit, so a resumed visit asks for the same thing.
+        return script[sum(1 for m in messages if m["role"] == "assistant")]
+
+    def members() -> dict[str, object]:
+        return {"researcher": Agent("researcher", llm=FunctionLLM(lambda m, t: "add is +")),
+                "coder": CoderMember(Coder("coder", llm=FunctionLLM(coder_brain))),
+                "reviewer": Agent("reviewer", llm=FunctionLLM(lambda m, t: "APPROVED"))}
+
+    first = research_and_code(kernel=kernel, approve=True, **members()).run("write add")
+    assert first.status == "waiting" and first.waiting["tool"] == "run_tests"
+    second = research_and_code(kernel=kernel, approve=True, **members()).resume(first.run_id, approve=True)
+    # The Coder checks the tests itself once the LLM says it is done: a second approval.
+    assert second.status == "waiting" and second.waiting["syscall_id"] == "code/1/approval1"
+    done = research_and_code(kernel=kernel, approve=True, **members()).resume(first.run_id, approve=True)
+    assert done.status == "succeeded", done.error
+    assert done.data["code"]["tests_passed"] and set(done.data["code"]["files"]) == {"solution.py", "test_solution.py"}
+    calls = [(s.name, s.outcome) for s in kernel.store.syscalls(first.run_id) if s.kind == "tool"]
+    writes = [o for n, o in calls if n == "write_file"]
+    assert writes == ["ok", "ok", "replayed", "replayed", "replayed", "replayed"]
+    # run_tests is re-run (not replayed) on resume: the Coder keeps its outcome in memory.
+    assert [o for n, o in calls if n == "run_tests"] == ["ok", "ok", "ok"]

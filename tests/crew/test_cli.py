@@ -87,16 +87,31 @@ def test_resume_unknown_run_and_bad_crew_file(fake: FakeOpenAI, tmp_path: Path) 
     assert fake.requests == []
 
 
-def test_builtin_crew_writes_report_and_code_to_out(fake: FakeOpenAI, tmp_path: Path) -> None:
-    code = ("```python\ndef add(a, b):\n    return a + b\n```\n"
-            "```python\ndef test_add():\n    assert add(2, 3) == 5\n```\nTESTS PASSED")
-    fake.queue("add is + [python docs]", code, "APPROVED: correct")
+def _call(name: str, **arguments: str) -> Reply:
+    return Reply(tool_calls=[{"id": f"c_{name}", "type": "function",
+                              "function": {"name": name, "arguments": json.dumps(arguments)}}])
+
+
+def test_builtin_crew_with_the_real_coder_writes_report_and_code_to_out(fake: FakeOpenAI, tmp_path: Path) -> None:
+    fake.queue(
+        "add(a, b) returns a + b [python docs]",                        # researcher
+        _call("write_file", path="solution.py", content="def add(a, b):\n    return a + b\n"),
+        _call("write_file", path="test_solution.py",
+              content="from solution import add\n\ndef test_add():\n    assert add(2, 3) == 5\n"),
+        _call("run_tests"),                                             # in the bubblewrap sandbox
+        "add is written and its test passes.",                          # the Coder re-checks itself
+        "APPROVED: correct",                                            # reviewer
+    )
     env = _env(fake, tmp_path)
     out = _agentos("crew", "run", "write add(a, b)", "--out", str(tmp_path / "out"), env=env)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 0, out.stderr + out.stdout
     assert "✓ research (researcher, visit 1)" in out.stderr and "tokens" in out.stderr
-    assert f"to {tmp_path / 'out'}" in out.stderr.replace("\n", "")
+    assert "✓ code (coder, visit 1)" in out.stderr
     report = (tmp_path / "out" / "report.md").read_text()
     assert report.startswith("# Report: write add(a, b)") and "APPROVED: correct" in report
-    assert "return a + b" in (tmp_path / "out" / "solution.py").read_text()
+    assert "## Tests\n\npassed" in report and "### `solution.py`" in report
+    assert (tmp_path / "out" / "solution.py").read_text() == "def add(a, b):\n    return a + b\n"
     assert "def test_add" in (tmp_path / "out" / "test_solution.py").read_text()
+    # The pytest output the model saw came from a real test run.
+    tool_result = fake.requests[4]["messages"][-1]["content"]
+    assert '"passed": true' in tool_result and "1 passed" in tool_result

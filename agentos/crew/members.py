@@ -1,0 +1,125 @@
+"""The built-in crew's members: the real agents behind the crew's ``Member`` interface.
+
+A crew task reads ``answer``, ``status``, ``error`` and ``data`` (structured results) from what
+its member returns. :class:`CoderMember` gives the :class:`~agentos.agents.Coder`'s result that
+shape (files, tests passed, last test output); :class:`ResearcherMember` does the same for the
+:class:`~agentos.agents.Researcher` (answer and citations) when this build has it.
+:func:`default_members` builds the three members of ``research_and_code``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from agentos.crew.builtin import FACTS_MISSING
+
+if TYPE_CHECKING:
+    from agentos.agents.coder import Coder
+    from agentos.crew.crew import Member
+    from agentos.runtime.kernel import Kernel
+
+__all__ = ["CoderMember", "MemberResult", "ResearcherMember", "default_members"]
+
+_TEST_OUTPUT_CHARS = 3000
+
+
+@dataclass(slots=True)
+class MemberResult:
+    """What a crew task reads from its member's run."""
+
+    answer: str
+    status: str
+    error: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    steps: list[Any] = field(default_factory=list)
+
+
+class CoderMember:
+    """The Coder as a crew member: its files, test outcome and summary become task data."""
+
+    def __init__(self, coder: Coder) -> None:
+        self.coder = coder
+        self.name = coder.name
+
+    @property
+    def on_step(self) -> Any:
+        return self.coder.on_step
+
+    @on_step.setter
+    def on_step(self, value: Any) -> None:
+        self.coder.on_step = value
+
+    async def arun(self, task: str, *, kernel: Any = None, run: Any = None) -> MemberResult:
+        result = await self.coder.arun(task, kernel=kernel, run=run)
+        asked = [s.content for s in result.steps if s.content and FACTS_MISSING in s.content]
+        data: dict[str, Any] = {
+            "files": result.files,
+            "tests_passed": result.tests_passed,
+            "test_output": result.test_output[-_TEST_OUTPUT_CHARS:],
+            "test_runs": result.test_runs,
+            "workspace": str(result.workspace) if result.workspace else None,
+        }
+        if asked and not result.tests_passed:
+            data["facts_missing"] = asked[-1][asked[-1].index(FACTS_MISSING):]
+        answer = f"{result.summary}\n\n{result.answer or ''}".strip()
+        if asked and not result.tests_passed:
+            answer += "\n" + data["facts_missing"]
+        return MemberResult(answer, result.status, result.error, data, result.steps)
+
+
+class ResearcherMember:
+    """The Researcher as a crew member: its answer and citations become task data."""
+
+    def __init__(self, researcher: Any) -> None:
+        self.researcher = researcher
+        self.name = researcher.name
+
+    @property
+    def on_step(self) -> Any:
+        return getattr(self.researcher, "on_step", None)
+
+    @on_step.setter
+    def on_step(self, value: Any) -> None:
+        self.researcher.on_step = value
+
+    async def arun(self, task: str, *, kernel: Any = None, run: Any = None) -> MemberResult:
+        report = await self.researcher.arun(task, kernel=kernel, run=run)
+        citations = [str(c) for c in getattr(report, "citations", None) or ()]
+        answer = str(getattr(report, "answer", "") or "")
+        status = str(getattr(report, "status", "succeeded"))
+        return MemberResult(answer, status, getattr(report, "error", None),
+                            {"citations": citations}, list(getattr(report, "steps", []) or []))
+
+
+def default_members(kernel: Kernel, model: str | None = None) -> dict[str, Member]:
+    """``researcher``, ``coder`` and ``reviewer`` on ``model`` (default: the configured model).
+
+    The coder is the :class:`~agentos.agents.Coder` (workspace, bubblewrap sandbox, pytest);
+    the researcher is the :class:`~agentos.agents.Researcher` when this build has it, else a
+    plain agent that answers without retrieval; the reviewer is a plain agent.
+    """
+    from agentos.agents.base import Agent
+    from agentos.agents.coder import Coder
+
+    llm = model or kernel.settings.model
+    members: dict[str, Member] = {}
+    if importlib.util.find_spec("agentos.agents.researcher") is not None:
+        from agentos.agents.researcher import Researcher
+
+        members["researcher"] = ResearcherMember(Researcher("researcher", llm=llm, kernel=kernel))
+    else:
+        members["researcher"] = Agent(
+            "researcher", llm=llm, kernel=kernel,
+            role="a researcher who states the facts a programmer needs and names the source of each",
+        )
+    members["coder"] = CoderMember(Coder(
+        "coder", llm=llm, kernel=kernel,
+        instructions=f"If a fact you need is missing from the task and research, say '{FACTS_MISSING} <question>'.",
+    ))
+    members["reviewer"] = Agent(
+        "reviewer", llm=llm, kernel=kernel,
+        role="a code reviewer who checks code against its goal and the research",
+    )
+    return members
