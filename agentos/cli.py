@@ -166,6 +166,9 @@ def _mount_optional() -> None:
         return
     app.add_typer(models_app, name="models")
     app.command("serve")(serve_command)
+    from agentos._cli_memory import memory_app
+
+    app.add_typer(memory_app, name="memory")
 
 
 _mount_optional()

@@ -95,7 +95,16 @@ class SentenceTransformerEmbedder:
                     raise UserError(
                         "sentence-transformers is missing: pip install 'agentos-kit[memory]'"
                     ) from None
-                self._model = SentenceTransformer(str(self.path), device=self.device)
+                from transformers.utils import logging as hf_logging
+
+                quiet = hf_logging.is_progress_bar_enabled()
+                if quiet:  # no "Loading weights" bar on every CLI command
+                    hf_logging.disable_progress_bar()
+                try:
+                    self._model = SentenceTransformer(str(self.path), device=self.device)
+                finally:
+                    if quiet:
+                        hf_logging.enable_progress_bar()
             return self._model
 
     @property
