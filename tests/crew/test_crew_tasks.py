@@ -1,0 +1,111 @@
+"""examples/crew_tasks: the hidden checkers grade right and wrong code, and a task runs end to
+end through the built-in crew (real Coder, bubblewrap sandbox) with a scripted LLM."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentos import Kernel
+from agentos.testing import FunctionLLM, call
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "crew_tasks"
+sys.path.insert(0, str(EXAMPLE))
+tasks = importlib.import_module("tasks")
+
+REFERENCE = {
+    "invoices": '''
+def invoice_number(year, sequence):
+    if not 1 <= sequence <= 99999:
+        raise ValueError("sequence out of range")
+    seq = f"{sequence:05d}"
+    return f"KF-{year}-{seq}-{chr(65 + sum(map(int, seq)) % 26)}"
+''',
+    "parcels": '''
+import math
+def shipping_cost(weight_kg, zone):
+    zones = {"domestic": 1.0, "eu": 1.6, "world": 2.3}
+    if zone not in zones or weight_kg <= 0 or weight_kg > 30:
+        raise ValueError("refused")
+    extra = max(0, math.ceil(weight_kg - 2 - 1e-9))
+    return round((4.20 + 1.15 * extra) * zones[zone], 2)
+''',
+    "sensors": '''
+def decode_frame(frame):
+    if len(frame) != 10:
+        raise ValueError("length")
+    b = bytes.fromhex(frame)
+    if b[0] != 0xA5 or b[3] > 100 or b[1] ^ b[2] ^ b[3] != b[4]:
+        raise ValueError("bad frame")
+    return int.from_bytes(b[1:3], "big", signed=True) / 10, b[3]
+''',
+    "accounts": '''
+import re
+def valid_username(name):
+    if name in {"admin", "root", "kestrel", "support"}:
+        return False
+    return bool(re.fullmatch(r"[a-z](?:[a-z0-9]|[-_](?=[a-z0-9])){2,15}", name))
+''',
+    "kivu_calendar": '''
+def kivu_days(year):
+    if year < 1:
+        raise ValueError("no such year")
+    leap = year % 5 == 0 and (year % 40 != 0 or year % 200 == 0)
+    return 371 if leap else 364
+''',
+}
+
+WRONG = {  # plausible without the docs: the generic rule a model would guess
+    "invoices": "def invoice_number(year, sequence):\n    return f'KF-{year}-{sequence:05d}'\n",
+    "parcels": "def shipping_cost(weight_kg, zone):\n    return round(4.20 + 1.15 * weight_kg, 2)\n",
+    "sensors": "def decode_frame(frame):\n    b = bytes.fromhex(frame)\n    return b[1] / 10, b[2]\n",
+    "accounts": "def valid_username(name):\n    return name.isalnum() and 3 <= len(name) <= 16\n",
+    "kivu_calendar": "def kivu_days(year):\n    return 366 if year % 4 == 0 else 365\n",
+}
+
+
+def test_five_tasks_each_with_a_hidden_checker() -> None:
+    assert [t.id for t in tasks.TASKS] == list(REFERENCE)
+    for t in tasks.TASKS:
+        assert (EXAMPLE / "hidden" / f"{t.id}.py").is_file()
+        assert t.function in t.goal and "ingested docs" in t.goal
+        # The facts come from the docs, not from the goal, and the checker is not in the docs.
+        assert not any("hidden" in p.name for p in tasks.DOCS.iterdir())
+
+
+@pytest.mark.parametrize("task_id", list(REFERENCE))
+def test_the_checker_passes_the_reference_and_fails_the_guess(task_id: str) -> None:
+    good = tasks.check(task_id, {"solution.py": REFERENCE[task_id]})
+    assert good.passed, good.output
+    bad = tasks.check(task_id, {"solution.py": WRONG[task_id]})
+    assert not bad.passed
+    assert not tasks.check(task_id, {}).passed
+
+
+def test_a_task_end_to_end_through_the_crew(kernel: Kernel, tmp_path: Path) -> None:
+    run = importlib.import_module("run")
+    task = tasks.TASKS[4]
+    coder_script = [
+        call("write_file", path="solution.py", content=REFERENCE["kivu_calendar"]),
+        call("write_file", path="test_solution.py",
+             content="from solution import kivu_days\n\ndef test_leap():\n    assert kivu_days(1995) == 371\n"),
+        call("run_tests"),
+        "kivu_days is written; its tests pass.",
+    ]
+
+    def brain(messages, tools):  # type: ignore[no-untyped-def]
+        who = messages[0]["content"]
+        if who.startswith("You are researcher,"):
+            return "Leap if divisible by 5, except by 40, but by 200 again [kivu_calendar.md]"
+        if who.startswith("You are reviewer,"):
+            return "APPROVED"
+        return coder_script[sum(1 for m in messages if m["role"] == "assistant")]
+
+    row = run.solve(task.id, task.goal, model=FunctionLLM(brain), out=tmp_path, kernel=kernel)
+    assert row["solved"] and row["crew_status"] == "succeeded", row
+    assert row["llm_calls"] == 6 and row["tokens"] > 0
+    assert (tmp_path / "kivu_calendar" / "solution.py").read_text() == REFERENCE["kivu_calendar"]
+    assert "kivu_calendar.md" in (tmp_path / "kivu_calendar" / "report.md").read_text()
