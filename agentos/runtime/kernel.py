@@ -43,7 +43,6 @@ from agentos.runtime.store import RunStore
 if TYPE_CHECKING:
     from agentos.config import Settings
     from agentos.runtime.bus import Bus
-    from agentos.runtime.memory import Grants, Memory
     from agentos.runtime.tool import Tool
     from agentos.runtime.memory import Grants, Memory
 
@@ -119,9 +118,6 @@ class Kernel:
         self._registry = registry
         self._llms: dict[str, LLM] = {}
         self._runs: dict[str, Run] = {}
-        self._memory = memory
-        self._owns_memory = False
-        self._grants: Grants | None = None
         self._memory = memory
         self._owns_memory = False
         self._grants: Grants | None = None
