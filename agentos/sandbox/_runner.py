@@ -41,9 +41,9 @@ def _env(home: str, extra: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def _data_dir() -> Path:
-    from agentos.config import load_settings
+    from agentos.config import data_dir
 
-    return load_settings().data_dir.expanduser()
+    return data_dir()
 
 
 def _give_to_sandbox_user(workdir: Path) -> None:

@@ -1,0 +1,507 @@
+"""The Coder: an agent that writes code in a per-run workspace and runs it and its tests in the
+sandbox until the tests pass.
+
+Each run gets ``<data_dir>/workspaces/<run id>/<agent name>/``. The LLM works through six tools,
+each a kernel tool syscall (so ``agentos runs show`` lists every write and every test run):
+``list_files``, ``read_file``, ``write_file``, ``edit_file`` (replace one exact snippet),
+``run_python`` (a file of the workspace, in the sandbox) and ``run_tests`` (``pytest`` in the
+sandbox). A path that leaves the workspace (absolute, ``..``, or a symlink pointing out) is
+refused with a message the LLM can act on.
+
+When the LLM says it is done, the Coder runs the tests itself; if they fail (or there are none)
+it tells the LLM so and the loop goes on, until they pass or the step or budget limit ends it.
+The result holds the files, the last test output and a summary either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentos.agents.base import Agent, AgentResult, Step
+from agentos.errors import BudgetExceeded, Cancelled, ToolFailed, ToolRetry, UserError
+from agentos.runtime.registry import ToolRegistry
+from agentos.runtime.tool import Tool, tool
+
+if TYPE_CHECKING:
+    from agentos.runtime.kernel import Kernel, Run
+    from agentos.runtime.llm.types import LLM, Message
+    from agentos.runtime.scheduler import Budget
+    from agentos.sandbox import IsolationMode, Limits, SandboxResult
+
+__all__ = ["Coder", "CoderResult", "Workspace"]
+
+_MAX_FILE_BYTES = 1_000_000
+_MAX_READ_CHARS = 20_000
+_TEST_TAIL_CHARS = 3_000
+_SKIP_DIRS = {"__pycache__", ".pytest_cache"}
+
+_INSTRUCTIONS = """\
+You work in a workspace directory through your tools: list_files, read_file, write_file (a whole \
+file), edit_file (replace one exact snippet), run_python (run a .py file of the workspace) and \
+run_tests (pytest on the workspace). Paths are relative to the workspace, e.g. 'solution.py'.
+Tests are pytest files named test_*.py that import the code (from solution import ...). If the \
+task gives no tests, write them first, from the task's examples.
+After each change run run_tests, read the failures, fix the code and run the tests again. When \
+all tests pass, answer with a one-paragraph summary of what you built.
+Code runs in a sandbox ({isolation})."""
+
+
+@dataclass(slots=True)
+class CoderResult(AgentResult):
+    """An :class:`~agentos.agents.AgentResult` plus what the Coder built.
+
+    Attributes:
+        workspace: the run's workspace directory.
+        files: every text file in the workspace (relative path → content).
+        tests_passed: the last test run passed (at least one test ran, none failed).
+        test_output: pytest's output from the last test run ("" when none ran).
+        test_runs: how many times the tests ran (the LLM's runs and the Coder's checks).
+        summary: one line: status, files, tests, LLM turns.
+    """
+
+    workspace: Path | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    tests_passed: bool = False
+    test_output: str = ""
+    test_runs: int = 0
+    summary: str = ""
+
+
+class Workspace:
+    """A directory the Coder's tools may touch, and nothing outside it.
+
+    Args:
+        root: the directory (created if missing).
+        limits: sandbox limits for ``run_python`` and ``run_tests``.
+        isolation: the sandbox mode (``"bwrap"``, or ``"rlimits-only"`` when asked for by name).
+    """
+
+    def __init__(
+        self, root: Path, *, limits: Limits | None = None, isolation: IsolationMode = "bwrap"
+    ) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.limits = limits
+        self.isolation: IsolationMode = isolation
+        self.last_tests: SandboxResult | None = None
+        self.test_runs = 0
+
+    def path(self, relative: str) -> Path:
+        """The absolute path of ``relative``, symlinks resolved.
+
+        Raises:
+            ToolRetry: the path is empty, absolute, or resolves outside the workspace.
+        """
+        fix = "use a path relative to the workspace, like 'solution.py' or 'pkg/util.py'"
+        if not relative or not relative.strip():
+            raise ToolRetry(f"the path is empty; {fix}")
+        if Path(relative).is_absolute():
+            raise ToolRetry(f"path {relative!r} is absolute, outside the workspace; {fix}")
+        resolved = (self.root / relative).resolve()
+        if resolved != self.root and self.root not in resolved.parents:
+            raise ToolRetry(f"path {relative!r} leads outside the workspace; {fix}")
+        return resolved
+
+    def files(self) -> dict[str, str]:
+        """Every text file (UTF-8, under 1 MB), by relative path; caches skipped."""
+        out: dict[str, str] = {}
+        for path in sorted(self.root.rglob("*")):
+            rel = path.relative_to(self.root)
+            if any(part in _SKIP_DIRS for part in rel.parts) or path.is_symlink():
+                continue
+            if path.is_file() and path.stat().st_size <= _MAX_FILE_BYTES:
+                try:
+                    out[rel.as_posix()] = path.read_text()
+                except (UnicodeDecodeError, OSError):
+                    continue
+        return out
+
+    # --- the tools' bodies ---------------------------------------------------------------
+
+    def list_files(self) -> str:
+        entries = []
+        for path in sorted(self.root.rglob("*")):
+            rel = path.relative_to(self.root)
+            if any(part in _SKIP_DIRS for part in rel.parts):
+                continue
+            if path.is_symlink():
+                entries.append(f"{rel.as_posix()} (symlink)")
+            elif path.is_file():
+                entries.append(f"{rel.as_posix()} ({path.stat().st_size} bytes)")
+        return "\n".join(entries) or "(the workspace is empty)"
+
+    def read_file(self, path: str) -> str:
+        target = self.path(path)
+        if not target.is_file():
+            raise ToolRetry(f"{path!r} is not a file; list_files shows what exists")
+        try:
+            text = target.read_text()
+        except UnicodeDecodeError:
+            raise ToolRetry(f"{path!r} is not UTF-8 text") from None
+        if len(text) > _MAX_READ_CHARS:
+            return text[:_MAX_READ_CHARS] + f"\n... [{len(text) - _MAX_READ_CHARS} more chars]"
+        return text
+
+    def write_file(self, path: str, content: str) -> str:
+        target = self.path(path)
+        data = content.encode()
+        if len(data) > _MAX_FILE_BYTES:
+            raise ToolRetry(f"{path!r}: {len(data)} bytes is over the {_MAX_FILE_BYTES} limit")
+        if target.is_dir():
+            raise ToolRetry(f"{path!r} is a directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        return f"wrote {path} ({len(data)} bytes, {content.count(chr(10)) + 1} lines)"
+
+    def edit_file(self, path: str, search: str, replace: str) -> str:
+        target = self.path(path)
+        if not target.is_file():
+            raise ToolRetry(f"{path!r} does not exist; create it with write_file")
+        text = target.read_text()
+        count = text.count(search) if search else 0
+        if count != 1:
+            where = "does not occur" if count == 0 else f"occurs {count} times"
+            raise ToolRetry(
+                f"the search text {where} in {path}; give an exact snippet that occurs once "
+                "(copy it from read_file), or rewrite the file with write_file"
+            )
+        target.write_text(text.replace(search, replace, 1))
+        return f"edited {path}: replaced {search.count(chr(10)) + 1} line(s)"
+
+    def run_python(self, path: str) -> dict[str, Any]:
+        target = self.path(path)
+        if not target.is_file():
+            raise ToolRetry(f"{path!r} is not a file; write it first")
+        from agentos.sandbox import run
+
+        rel = target.relative_to(self.root).as_posix()
+        result = run(["python", "-E", "-s", rel], self.root, limits=self.limits,
+                     isolation=self.isolation)
+        return _brief(result, tail=_TEST_TAIL_CHARS)
+
+    def run_tests(self, path: str = "") -> dict[str, Any]:
+        from agentos.sandbox import run
+
+        argv = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--color=no"]
+        if path:
+            argv.append(self.path(path).relative_to(self.root).as_posix())
+        result = run(argv, self.root, limits=self.limits, isolation=self.isolation)
+        self.last_tests = result
+        self.test_runs += 1
+        brief = _brief(result, tail=_TEST_TAIL_CHARS)
+        brief["passed"] = result.returncode == 0
+        if result.returncode == 5:
+            brief["note"] = "no tests were collected: write test_*.py files with test_ functions"
+        return brief
+
+    def tools(self) -> list[Tool]:
+        """The six tools, bound to this workspace."""
+        ws = self
+
+        def list_files() -> str:
+            """List the files in the workspace with their sizes."""
+            return ws.list_files()
+
+        def read_file(path: str) -> str:
+            """Read a text file of the workspace.
+
+            Args:
+                path: relative to the workspace, e.g. 'solution.py'.
+            """
+            return ws.read_file(path)
+
+        def write_file(path: str, content: str) -> str:
+            """Create or overwrite a file of the workspace with the whole content.
+
+            Args:
+                path: relative to the workspace, e.g. 'solution.py'.
+                content: the complete new content of the file.
+            """
+            return ws.write_file(path, content)
+
+        def edit_file(path: str, search: str, replace: str) -> str:
+            """Replace one exact snippet of a file (it must occur exactly once).
+
+            Args:
+                path: relative to the workspace.
+                search: the exact text to replace, copied from the file.
+                replace: the text to put in its place.
+            """
+            return ws.edit_file(path, search, replace)
+
+        def run_python(path: str) -> dict[str, Any]:
+            """Run a Python file of the workspace in the sandbox; returns exit code and output.
+
+            Args:
+                path: the .py file, relative to the workspace.
+            """
+            return ws.run_python(path)
+
+        def run_tests(path: str = "") -> dict[str, Any]:
+            """Run pytest on the workspace (or one test file) in the sandbox.
+
+            Args:
+                path: a test file to run; empty runs every test_*.py.
+            """
+            return ws.run_tests(path)
+
+        return [tool(fn) for fn in (list_files, read_file, write_file, edit_file, run_python,
+                                    run_tests)]
+
+
+def _brief(result: SandboxResult, *, tail: int) -> dict[str, Any]:
+    out = result.stdout if len(result.stdout) <= tail else "..." + result.stdout[-tail:]
+    err = result.stderr if len(result.stderr) <= tail else "..." + result.stderr[-tail:]
+    brief: dict[str, Any] = {"returncode": result.returncode, "stdout": out, "stderr": err}
+    if result.killed_by:
+        brief["killed_by"] = result.killed_by
+    return brief
+
+
+class Coder(Agent):
+    """An agent that writes code and tests in a per-run workspace until the tests pass.
+
+    Takes every :class:`~agentos.agents.Agent` argument, plus:
+
+    Args:
+        limits: sandbox limits for each code or test run (:class:`agentos.sandbox.Limits`).
+        isolation: ``"bwrap"`` (default; refuses with
+            :class:`~agentos.errors.SandboxUnavailable` where bubblewrap cannot isolate), or
+            ``"rlimits-only"`` to run code without namespaces, when asked for by name (the tool
+            descriptions tell the LLM).
+        max_rounds: how many times the Coder sends failing tests back after the LLM said it was
+            done (the step limit bounds it too).
+        first_action_required: each round's first LLM turn must call a tool
+            (``tool_choice="required"``); small local models otherwise answer in prose at once.
+
+    ``max_steps`` counts LLM turns over all rounds (default 30).
+    """
+
+    def __init__(
+        self,
+        name: str = "coder",
+        *,
+        role: str = "a careful Python programmer who writes tests and makes them pass",
+        goal: str = "working code with passing tests",
+        llm: str | LLM | None = None,
+        tools: Sequence[Tool | Any | str] = (),
+        max_steps: int | None = 30,
+        budget: Budget | None = None,
+        limits: Limits | None = None,
+        isolation: IsolationMode = "bwrap",
+        max_rounds: int = 3,
+        first_action_required: bool = True,
+        on_step: Callable[[Step], None] | None = None,
+        **agent_args: Any,
+    ) -> None:
+        super().__init__(name, role=role, goal=goal, llm=llm, tools=tools, max_steps=max_steps,
+                         budget=budget, on_step=on_step, **agent_args)
+        if isolation not in ("bwrap", "rlimits-only"):
+            raise UserError(f"unknown sandbox isolation {isolation!r}; use 'bwrap' or "
+                            "'rlimits-only'")
+        self.limits = limits
+        self.isolation: IsolationMode = isolation
+        self.max_rounds = max_rounds
+        self.first_action_required = first_action_required
+
+    def run(  # type: ignore[override]
+        self, task: str, *, kernel: Kernel | None = None, files: Mapping[str, str] | None = None
+    ) -> CoderResult:
+        """Run the Coder on ``task`` (sync facade over :meth:`arun`); ``files`` seed the workspace.
+
+        Raises:
+            UserError: called inside an event loop.
+            SandboxUnavailable: the sandbox cannot isolate here (before any LLM call).
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.arun(task, kernel=kernel, files=files))
+        raise UserError("Coder.run() was called inside an event loop; use `await coder.arun(task)`")
+
+    async def arun(  # type: ignore[override]
+        self,
+        task: str,
+        *,
+        kernel: Kernel | None = None,
+        run: Run | None = None,
+        history: list[Message] | None = None,
+        files: Mapping[str, str] | None = None,
+    ) -> CoderResult:
+        """Run the Coder on ``task`` within ``run`` (a new run when None).
+
+        ``files`` (relative path → content, e.g. given tests) are written into the workspace
+        first, each as a ``write_file`` syscall.
+
+        Raises:
+            SandboxUnavailable: bwrap mode cannot isolate here; checked before any LLM call.
+        """
+        if self.isolation == "bwrap":
+            from agentos.sandbox import check_available
+
+            check_available()
+        kernel = kernel or self.kernel
+        if kernel is None:
+            from agentos.runtime.kernel import Kernel
+
+            kernel = self.kernel = Kernel()
+        owns_run = run is None
+        if run is None:
+            run = kernel.start_run(self.name, task, budget=self.budget)
+        workspace = Workspace(kernel.settings.data_dir / "workspaces" / run.id / self.name,
+                              limits=self.limits, isolation=self.isolation)
+        ws_tools = workspace.tools()
+        registry = ToolRegistry(ws_tools)
+        try:
+            result = await self._rounds(task, kernel, run, workspace, ws_tools, registry, files,
+                                        history)
+        except BaseException as exc:
+            if owns_run:
+                kernel.end_run(run, "failed", None, f"{type(exc).__name__}: {exc}")
+            raise
+        if owns_run:
+            kernel.end_run(run, result.status, result.answer, result.error)
+        result.usage = (run.usage if owns_run else run.agent(self.name)).as_dict()
+        return result
+
+    async def _rounds(
+        self, task: str, kernel: Kernel, run: Run, workspace: Workspace, ws_tools: list[Tool],
+        registry: ToolRegistry, files: Mapping[str, str] | None, history: list[Message] | None,
+    ) -> CoderResult:
+        steps: list[Step] = []
+        answer: str | None = None
+        status, error = "failed", None
+        try:
+            for path, content in (files or {}).items():
+                await kernel.call_tool(run, self.name, "write_file",
+                                       {"path": path, "content": content}, registry=registry)
+            max_steps = self.max_steps or kernel.settings.max_steps
+            conversation = list(history or [])
+            prompt = _task_prompt(task, files)
+            for round_index in range(self.max_rounds + 1):
+                left = max_steps - len(steps)
+                if left <= 0:
+                    status, error = "max_steps", f"stopped after max_steps={max_steps} LLM turns"
+                    break
+                round_steps, result_answer, status, error = await self._round(
+                    kernel, run, ws_tools, prompt, conversation, left)
+                steps += round_steps
+                answer = result_answer or answer
+                if status != "succeeded":
+                    if status == "max_steps":
+                        error = f"stopped after max_steps={max_steps} LLM turns"
+                    break
+                # The LLM says it is done: check for ourselves, as a recorded syscall.
+                await kernel.call_tool(run, self.name, "run_tests", {}, registry=registry)
+                if _passed(workspace):
+                    break
+                status, error = "tests_failed", "the tests do not pass"
+                if round_index == self.max_rounds:
+                    error = f"the tests still fail after {self.max_rounds} rounds of feedback"
+                    break
+                conversation += [{"role": "user", "content": prompt},
+                                 {"role": "assistant", "content": result_answer or ""}]
+                prompt = _feedback(workspace)
+        except BudgetExceeded as exc:
+            status, error = "budget_exceeded", str(exc)
+        except Cancelled as exc:
+            status, error = "cancelled", str(exc)
+        except (ToolFailed, ToolRetry) as exc:  # seeding files or the final check failed
+            status, error = "failed", str(exc)
+        return self._result(workspace, steps, answer, status, error, run.id)
+
+    def _agent(self, ws_tools: list[Tool], max_steps: int, params: dict[str, Any]) -> Agent:
+        return Agent(
+            self.name, role=self.role, goal=self.goal, llm=self.llm,
+            tools=[*self._tool_specs, *ws_tools], max_steps=max_steps,
+            max_tool_retries=self.max_tool_retries, budget=self.budget, fallbacks=self.fallbacks,
+            priority=self.priority, weight=self.weight, instructions=self._instructions(),
+            llm_params={**self.llm_params, **params}, on_step=self.on_step,
+        )
+
+    async def _round(
+        self, kernel: Kernel, run: Run, ws_tools: list[Tool], prompt: str,
+        conversation: list[Message], left: int,
+    ) -> tuple[list[Step], str | None, str, str | None]:
+        """One round of the loop: (steps, answer, status, error) of the base agent loop.
+
+        With ``first_action_required`` the round's first turn must call a tool
+        (``tool_choice="required"``): small models otherwise tend to answer in prose at once.
+        """
+        steps: list[Step] = []
+        history = list(conversation)
+        task = prompt
+        if self.first_action_required and left > 1:
+            forced = await self._agent(ws_tools, 1, {"tool_choice": "required"}).arun(
+                prompt, kernel=kernel, run=run, history=history)
+            steps += forced.steps
+            if forced.status != "max_steps":  # answered anyway, or failed
+                return steps, forced.answer, forced.status, forced.error
+            history += [{"role": "user", "content": prompt}, *_step_messages(forced.steps[0])]
+            task = "Go on: run the tests, fix what fails, and answer when they pass."
+            left -= 1
+        result = await self._agent(ws_tools, left, {}).arun(task, kernel=kernel, run=run,
+                                                            history=history)
+        return steps + result.steps, result.answer, result.status, result.error
+
+    def _instructions(self) -> str:
+        isolation = ("bubblewrap: no network, only the workspace is writable"
+                     if self.isolation == "bwrap" else
+                     "WEAK ISOLATION, rlimits-only: the code runs as the agentos user")
+        base = _INSTRUCTIONS.format(isolation=isolation)
+        return base + ("\n" + self.instructions if self.instructions else "")
+
+    def _result(
+        self, workspace: Workspace, steps: list[Step], answer: str | None, status: str,
+        error: str | None, run_id: str,
+    ) -> CoderResult:
+        files = workspace.files()
+        passed = _passed(workspace)
+        last = workspace.last_tests
+        output = (last.stdout + last.stderr) if last is not None else ""
+        tests = (f"tests passed ({workspace.test_runs} test runs)" if passed else
+                 f"tests did not pass ({workspace.test_runs} test runs)" if last is not None
+                 else "tests never ran")
+        summary = (f"{status}: {len(files)} files ({', '.join(files) or 'none'}); {tests}; "
+                   f"{len(steps)} LLM turns")
+        return CoderResult(answer, status, steps, {}, run_id, error, workspace=workspace.root,
+                           files=files, tests_passed=passed, test_output=output,
+                           test_runs=workspace.test_runs, summary=summary)
+
+
+def _step_messages(step: Step) -> list[Message]:
+    """A finished step as the assistant and tool messages of a conversation."""
+    ids = [f"call_{step.index}_{i}" for i in range(len(step.tool_calls))]
+    assistant: Message = {"role": "assistant", "content": step.content or "", "tool_calls": [
+        {"id": id_, "type": "function",
+         "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+        for id_, c in zip(ids, step.tool_calls)]}
+    return [assistant, *({"role": "tool", "tool_call_id": id_, "name": c.name, "content": c.output}
+                         for id_, c in zip(ids, step.tool_calls))]
+
+
+def _passed(workspace: Workspace) -> bool:
+    return workspace.last_tests is not None and workspace.last_tests.returncode == 0
+
+
+def _task_prompt(task: str, files: Mapping[str, str] | None) -> str:
+    if not files:
+        return task + "\n\nNo tests are given: write them first (test_*.py), then the code."
+    listing = "\n".join(f"- {path}" for path in files)
+    return f"{task}\n\nThe workspace already has these files (read them first):\n{listing}"
+
+
+def _feedback(workspace: Workspace) -> str:
+    last = workspace.last_tests
+    assert last is not None
+    output = (last.stdout + last.stderr)[-_TEST_TAIL_CHARS:]
+    if last.returncode == 5:
+        return ("You said you were done, but there are no tests: write test_*.py files with "
+                "test_ functions for the task, make them pass, then answer.")
+    return ("You said you were done, but the tests do not pass (pytest exit code "
+            f"{last.returncode}):\n{output}\nFix the code, run run_tests, and answer when they pass.")

@@ -1,0 +1,156 @@
+"""The Coder: writes files in its workspace, runs tests in the sandbox, fixes what fails."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentos import Kernel, load_settings
+from agentos.agents import Coder, CoderResult
+from agentos.errors import SandboxUnavailable
+from agentos.testing import ScriptedLLM, call
+
+BUGGY = "def add(a, b):\n    return a - b\n"
+TESTS = "from solution import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+
+
+@pytest.fixture
+def kernel(tmp_path: Path) -> Iterator[Kernel]:
+    k = Kernel(load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path / "data")}))
+    yield k
+    k.close()
+
+
+def _tool_syscalls(kernel: Kernel, run_id: str) -> list[tuple[str | None, str]]:
+    return [(s.name, s.outcome) for s in kernel.store.syscalls(run_id) if s.kind == "tool"]
+
+
+def test_writes_a_buggy_file_sees_the_test_fail_fixes_it_and_the_tests_pass(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    llm = ScriptedLLM([
+        call("write_file", path="solution.py", content=BUGGY),
+        call("write_file", path="test_solution.py", content=TESTS),
+        call("run_tests"),
+        call("edit_file", path="solution.py", search="a - b", replace="a + b"),
+        call("run_tests"),
+        "add() returns the sum; its test passes.",
+    ])
+    result = Coder(llm=llm).run("Write add(a, b) in solution.py.", kernel=kernel)
+    assert isinstance(result, CoderResult)
+    assert result.ok and result.tests_passed, result.test_output
+    assert result.files == {"solution.py": "def add(a, b):\n    return a + b\n",
+                            "test_solution.py": TESTS}
+    assert "1 passed" in result.test_output
+    first_run = [c for s in result.steps for c in s.tool_calls if c.name == "run_tests"][0]
+    assert '"passed": false' in first_run.output and "assert -1 == 5" in first_run.output
+    assert result.workspace == tmp_path / "data" / "workspaces" / result.run_id / "coder"
+    # Every write and test run is a syscall in the run store; the Coder's own check is the last.
+    assert _tool_syscalls(kernel, result.run_id) == [
+        ("write_file", "ok"), ("write_file", "ok"), ("run_tests", "ok"), ("edit_file", "ok"),
+        ("run_tests", "ok"), ("run_tests", "ok"),
+    ]
+    assert result.test_runs == 3 and "tests passed (3 test runs)" in result.summary
+    # The model was told to write its own tests, since none were given.
+    assert "No tests are given: write them first" in llm.calls[0][-1]["content"]
+
+
+def test_given_tests_are_seeded_as_syscalls_and_the_prompt_lists_them(kernel: Kernel) -> None:
+    llm = ScriptedLLM([
+        call("write_file", path="solution.py", content="def add(a, b):\n    return a + b\n"),
+        call("run_tests"),
+        "Done.",
+    ])
+    result = Coder(llm=llm).run("Make the tests pass.", kernel=kernel,
+                                files={"test_solution.py": TESTS})
+    assert result.ok and result.tests_passed
+    assert _tool_syscalls(kernel, result.run_id)[0] == ("write_file", "ok")
+    assert "- test_solution.py" in llm.calls[0][-1]["content"]
+
+
+def test_paths_leaving_the_workspace_are_refused_back_to_the_llm(
+    kernel: Kernel, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("host file")
+    llm = ScriptedLLM([
+        call("write_file", path="../../evil.py", content="x"),
+        call("write_file", path=str(outside), content="overwritten"),
+        call("write_file", path="mk_link.py", content=(
+            f"import os\nos.symlink({str(outside)!r}, 'link.txt')\n")),
+        call("run_python", path="mk_link.py"),
+        call("read_file", path="link.txt"),
+        call("write_file", path="link.txt", content="overwritten"),
+        "I could not leave the workspace.",
+    ])
+    result = Coder(llm=llm, max_rounds=0).run("Try to escape.", kernel=kernel)
+    outputs = [c.output for s in result.steps for c in s.tool_calls]
+    assert "leads outside the workspace" in outputs[0]
+    assert "is absolute, outside the workspace" in outputs[1]
+    assert "leads outside the workspace" in outputs[4] and "leads outside" in outputs[5]
+    assert all("use a path relative to the workspace" in outputs[i] for i in (0, 1, 4, 5))
+    assert outside.read_text() == "host file"
+    assert not (tmp_path / "data" / "evil.py").exists()
+    records = _tool_syscalls(kernel, result.run_id)
+    assert records[0] == ("write_file", "error") and records[1] == ("write_file", "error")
+
+
+def test_claiming_done_with_failing_tests_gets_the_failures_back(kernel: Kernel) -> None:
+    llm = ScriptedLLM([
+        call("write_file", path="solution.py", content=BUGGY),
+        call("write_file", path="test_solution.py", content=TESTS),
+        "Done!",  # it never ran the tests; the Coder runs them and sends the failure back
+        call("write_file", path="solution.py", content="def add(a, b):\n    return a + b\n"),
+        "Fixed.",
+    ])
+    result = Coder(llm=llm).run("Write add.", kernel=kernel)
+    assert result.ok and result.tests_passed and result.answer == "Fixed."
+    feedback = llm.calls[3][-1]["content"]
+    assert feedback.startswith("You said you were done, but the tests do not pass")
+    assert "assert -1 == 5" in feedback
+
+
+def test_the_step_limit_ends_the_run_with_what_it_has(kernel: Kernel) -> None:
+    llm = ScriptedLLM([
+        call("write_file", path="solution.py", content=BUGGY),
+        call("write_file", path="test_solution.py", content=TESTS),
+        call("run_tests"),
+    ])
+    result = Coder(llm=llm, max_steps=3).run("Write add.", kernel=kernel)
+    assert result.status == "max_steps" and not result.ok and not result.tests_passed
+    assert set(result.files) == {"solution.py", "test_solution.py"}
+    assert "1 failed" in result.test_output
+    assert result.summary.startswith("max_steps: 2 files") and "3 LLM turns" in result.summary
+    assert kernel.store.get_run(result.run_id).status == "max_steps"  # type: ignore[union-attr]
+
+
+def test_without_bubblewrap_the_coder_refuses_before_any_llm_call(
+    kernel: Kernel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    llm = ScriptedLLM(["never used"])
+    with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap"):
+        Coder(llm=llm).run("Write add.", kernel=kernel)
+    assert llm.calls == []
+
+
+@pytest.mark.slow
+def test_local_model_writes_a_tiny_function_that_passes_given_tests(
+    kernel: Kernel, allow_model_requests: None
+) -> None:
+    from agentos.runtime.llm.models import resolve
+
+    model = "local/qwen2.5-coder-0.5b"
+    try:
+        resolve("qwen2.5-coder-0.5b")
+    except Exception as error:  # says how to get the model rather than skipping silently
+        pytest.fail(f"{error} (run `agentos models install qwen2.5-coder-0.5b`)")
+    tests = ("from solution import square\n\n\ndef test_square():\n"
+             "    assert square(3) == 9\n    assert square(-2) == 4\n")
+    coder = Coder(llm=model, max_steps=10, llm_params={"temperature": 0.0})
+    result = coder.run("Write square(x) returning x * x in solution.py; test_solution.py "
+                       "has the tests.", kernel=kernel, files={"test_solution.py": tests})
+    assert result.tests_passed, (result.summary, result.test_output, result.error)
+    assert "solution.py" in result.files
