@@ -84,6 +84,8 @@ class Kernel:
         store: a :class:`RunStore` or a path; defaults to ``<data_dir>/runs.sqlite``.
         bus: a message bus backend; defaults to the in-process bus on first use.
         registry: the tools agents may name by string; defaults to the discovered plug-ins.
+        scheduler: the scheduler; defaults to one whose pools have ``settings.max_concurrency``
+            slots under ``settings.policy``.
         clock: wall-clock seconds (monotonic), for tests.
         memory: vector memory; defaults to ``Memory.from_settings`` on first use.
     """
@@ -149,8 +151,18 @@ class Kernel:
     def configure_pool(self, resource: str, **limits: Any) -> None:
         """Set a resource pool's limits, e.g. ``configure_pool("llm:openai/gpt-4o", rpm=60)``.
 
+        Pools are named ``llm:<model>``, ``tool:<name>``, ``bus:<topic>`` and ``memory``. The
+        limits replace the pool's (unset ones take :class:`PoolConfig`'s defaults); a tool's own
+        ``concurrency`` still caps its pool, and a local model's pool keeps its engine's slots.
+
+        Args:
+            resource: the pool's name.
+            **limits: :class:`PoolConfig` fields: ``max_concurrency``, ``policy``,
+                ``aging_rate``, ``rpm``, ``tpm``.
+
         Raises:
-            ValueError: a limit is out of range.
+            ValueError: a limit is out of range or the policy is unknown.
+            TypeError: a keyword is not a PoolConfig field.
         """
         self.scheduler.configure(resource, PoolConfig(**limits))
 
@@ -164,7 +176,17 @@ class Kernel:
         budget: Budget | None = None,
         run_id: str | None = None,
     ) -> Run:
-        """Open a run; its usage clock starts now."""
+        """Open a run in the run store; its usage and wall clock start now.
+
+        Args:
+            name: what the run is called in ``agentos runs``.
+            task: the task text, kept with the run.
+            budget: the run's limits; defaults to the ``budget_*`` settings (none if unset).
+            run_id: an id to use instead of a fresh one.
+
+        Returns:
+            The open run; pass it to syscalls and to :meth:`end_run`.
+        """
         if budget is None:
             s = self.settings
             if s.budget_tokens is not None or s.budget_cost is not None or s.budget_wall_s:
@@ -185,15 +207,32 @@ class Kernel:
     def end_run(
         self, run: Run, status: str, result: str | None = None, error: str | None = None
     ) -> None:
+        """Close a run: its status, result or error and usage are written to the run store.
+
+        Args:
+            run: the run from :meth:`start_run`.
+            status: ``succeeded``, ``failed``, ``budget_exceeded``, ``cancelled``, ``max_steps``.
+            result: the final answer, if any.
+            error: what went wrong, if anything.
+        """
         run.status = status
         self.store.end_run(run.id, status, result, error, run.usage.as_dict())
         self._runs.pop(run.id, None)
 
     def set_agent_budget(self, run: Run, agent: str, budget: Budget) -> None:
+        """Limit what ``agent`` may use inside ``run`` (on top of the run's own budget).
+
+        The agent's wall clock starts at its first syscall. A syscall that would exceed it
+        raises :class:`BudgetExceeded` with scope ``agent:<name>``.
+        """
         run.agent_budgets[agent] = budget
 
     def cancel(self, run: Run | str) -> int:
-        """Cancel every queued or running syscall of a run; returns how many were cancelled."""
+        """Cancel every queued or running syscall of a run; returns how many were cancelled.
+
+        Each cancelled syscall raises :class:`Cancelled` to its caller and is recorded as
+        ``cancelled`` (``abandoned`` for a sync tool whose thread could not be stopped).
+        """
         return self.scheduler.cancel(run if isinstance(run, str) else run.id)
 
     # --- the syscall path ---------------------------------------------------------------------
@@ -335,6 +374,14 @@ class Kernel:
     # --- syscalls -----------------------------------------------------------------------------
 
     def llm_for(self, model: str | LLM) -> LLM:
+        """The :class:`LLM` for a model string (made once per kernel) or object.
+
+        The first time a non-local model string is seen, the ``rpm``/``tpm`` settings are set
+        on its pool.
+
+        Raises:
+            UserError: ``model`` is neither a litellm model string nor an LLM.
+        """
         if not isinstance(model, str):
             return resolve_llm(model)
         llm = self._llms.get(model)
@@ -379,9 +426,26 @@ class Kernel:
     ) -> Completion:
         """An LLM completion as a syscall, retried on transient errors, then tried on fallbacks.
 
+        Args:
+            run: the run it belongs to.
+            agent: the calling agent (its budget and fair share).
+            model: a litellm model string or an :class:`LLM`.
+            messages: the conversation, OpenAI chat format.
+            tools: function specs the reply may call.
+            fallbacks: models tried in order when ``model`` fails transiently after retries.
+            priority, weight: for the ``priority`` and ``fair_share`` policies.
+            timeout: seconds per attempt; defaults to ``settings.timeout_s``.
+            **params: passed to :meth:`LLM.complete` (``max_tokens``, ``temperature``, ...).
+
+        Returns:
+            The completion; its tokens, cost and energy are added to the run's and the agent's
+            usage.
+
         Raises:
             BudgetExceeded: the run or agent is out of budget.
-            ProviderError: every model failed; the last error.
+            ProviderError: a permanent error, or every model failed; the last error.
+            SyscallTimeout: the last model timed out.
+            Cancelled: the run was cancelled.
         """
         est = estimate_tokens(messages) + int(params.get("max_tokens") or 0)
         candidates = [model, *fallbacks]
@@ -477,7 +541,16 @@ class Kernel:
         self, run: Run, agent: str, topic: str, payload: dict[str, Any],
         headers: dict[str, str] | None = None,
     ) -> Any:
-        """Publish on the message bus as a syscall; the message is also kept in the run store."""
+        """Publish on the message bus as a syscall; the message is also kept in the run store.
+
+        Returns:
+            What the bus's ``publish`` returned (the message with its id).
+
+        Raises:
+            BudgetExceeded: the run or agent is out of budget.
+            BusError: the bus refused the message: ``PayloadError`` (not JSON), ``BusFull``
+                (backpressure timed out), ``BusClosed``, ``BusUnavailable`` (Redis is down).
+        """
 
         async def send() -> Any:
             return await self.bus.publish(topic, payload, headers=headers)

@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS syscalls (
     completion_tokens INTEGER NOT NULL DEFAULT 0,
     cost REAL NOT NULL DEFAULT 0,
     energy_j REAL NOT NULL DEFAULT 0,
-    outcome TEXT NOT NULL,          -- ok | error | budget_exceeded | cancelled | timeout
+    outcome TEXT NOT NULL,          -- ok | error | budget_exceeded | cancelled | timeout | abandoned | invalid | denied
     error TEXT,
     detail TEXT                     -- JSON: arguments, model, ...
 );
@@ -64,6 +64,16 @@ CREATE TABLE IF NOT EXISTS messages (
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
+    """One run as stored.
+
+    Attributes:
+        status: ``running``, ``succeeded``, ``failed``, ``budget_exceeded``, ``cancelled``,
+            ``max_steps``, or ``abandoned`` (its process died before it ended).
+        started_at, ended_at: wall-clock seconds (``time.time()``); ``ended_at`` is ``None``
+            while it runs.
+        usage: tokens, cost, energy_j and syscalls, as :meth:`Usage.as_dict` wrote them.
+    """
+
     id: str
     name: str
     task: str | None
@@ -77,6 +87,20 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True)
 class SyscallRecord:
+    """One syscall as stored.
+
+    Attributes:
+        kind: ``llm``, ``tool``, ``memory``, ``publish``, ...
+        resource: the scheduler pool, e.g. ``llm:openai/gpt-4o``.
+        submitted_at: wall-clock seconds when it was submitted.
+        queue_wait_s, service_s: seconds queued (summed over attempts) and running (last attempt).
+        outcome: ``ok``, ``error``, ``timeout``, ``cancelled``, ``budget_exceeded``, ``invalid``
+            (a malformed call, never run), ``denied`` (a memory namespace not granted), or
+            ``abandoned`` (timed out or cancelled while a sync tool's thread, which cannot be
+            stopped, still ran).
+        detail: JSON facts kept with it (tool arguments, message counts, ``abandoned``).
+    """
+
     id: int
     run_id: str
     agent: str
@@ -127,12 +151,18 @@ class RunStore:
             ) from error
 
     def close(self) -> None:
+        """Close the database; later calls raise ``sqlite3.ProgrammingError``."""
         with self._lock:
             self._db.close()
 
     # --- runs ---------------------------------------------------------------------------------
 
     def start_run(self, name: str, task: str | None = None, run_id: str | None = None) -> str:
+        """Insert a ``running`` run owned by this process; returns its id (12 hex digits if new).
+
+        Raises:
+            sqlite3.IntegrityError: ``run_id`` is already taken.
+        """
         import os
 
         run_id = run_id or uuid.uuid4().hex[:12]
@@ -152,6 +182,7 @@ class RunStore:
         error: str | None = None,
         usage: dict[str, Any] | None = None,
     ) -> None:
+        """Record how a run ended (an unknown ``run_id`` changes nothing)."""
         with self._lock:
             self._db.execute(
                 "UPDATE runs SET status=?, ended_at=?, result=?, error=?, usage=? WHERE id=?",
@@ -187,6 +218,7 @@ class RunStore:
         return len(dead)
 
     def get_run(self, run_id: str) -> RunRecord | None:
+        """The run with id ``run_id``, or the newest whose id starts with it; ``None`` if none."""
         with self._lock:
             row = self._db.execute(
                 "SELECT id, name, task, status, started_at, ended_at, result, error, usage "
@@ -196,6 +228,7 @@ class RunStore:
         return _run(row) if row else None
 
     def list_runs(self, limit: int = 20) -> list[RunRecord]:
+        """The ``limit`` newest runs, newest first."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, name, task, status, started_at, ended_at, result, error, usage "
@@ -225,7 +258,11 @@ class RunStore:
         error: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        """Append one syscall; committed before this returns."""
+        """Append one syscall; committed before this returns (a crash right after keeps it).
+
+        The fields are those of :class:`SyscallRecord`; ``detail`` is stored as JSON (values
+        JSON cannot hold are written with ``str``).
+        """
         with self._lock:
             self._db.execute(
                 "INSERT INTO syscalls (run_id, agent, kind, resource, name, submitted_at, "
@@ -239,6 +276,7 @@ class RunStore:
             )
 
     def syscalls(self, run_id: str) -> list[SyscallRecord]:
+        """Every syscall of run ``run_id`` (exact id) in the order they were recorded."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, run_id, agent, kind, resource, name, submitted_at, queue_wait_s, "
@@ -253,6 +291,11 @@ class RunStore:
     def record_message(
         self, run_id: str | None, topic: str, sender: str | None, payload: dict[str, Any]
     ) -> None:
+        """Keep a copy of a published message with the run.
+
+        Raises:
+            TypeError: ``payload`` is not JSON-serialisable.
+        """
         with self._lock:
             self._db.execute(
                 "INSERT INTO messages (run_id, topic, sender, payload, created_at) "
@@ -261,6 +304,7 @@ class RunStore:
             )
 
     def messages(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's messages, oldest first: ``topic``, ``sender``, ``payload``, ``created_at``."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT topic, sender, payload, created_at FROM messages WHERE run_id=? "

@@ -265,3 +265,23 @@ def test_invalid_pool_config_is_refused() -> None:
     with pytest.raises(ValueError, match="rpm"):
         PoolConfig(rpm=0)
 
+
+
+def test_raising_a_pools_concurrency_starts_its_queued_syscalls_at_once() -> None:
+    async def main() -> tuple[int, int]:
+        s = Scheduler(PoolConfig(max_concurrency=1))
+        release = asyncio.Event()
+
+        async def work() -> None:
+            await release.wait()
+
+        tasks = [asyncio.ensure_future(s.submit("tool:x", work)) for _ in range(4)]
+        await asyncio.sleep(0)
+        before = s.running("tool:x")
+        s.configure("tool:x", PoolConfig(max_concurrency=3))
+        after = s.running("tool:x")  # no syscall had to finish first
+        release.set()
+        await asyncio.gather(*tasks)
+        return before, after
+
+    assert _run(main()) == (1, 3)

@@ -70,10 +70,14 @@ class LiteLLMModel:
     async def complete(
         self, messages: list[Message], tools: list[dict[str, Any]] | None = None, **params: Any
     ) -> Completion:
-        """One completion.
+        """One completion through ``litellm.acompletion`` (see :meth:`LLM.complete`).
+
+        litellm's own retries are off (the kernel's scheduler retries); the reply's cost comes
+        from litellm's cost map (0 when the model is not in it) and ``energy_j`` is always 0.
 
         Raises:
             ProviderError: the provider failed; ``transient`` says whether a retry may help.
+            UserError: real model requests are disabled (tests) and ``api_base`` is not loopback.
         """
         api_base = params.get("api_base") or self.defaults.get("api_base") or os.environ.get(
             "OPENAI_API_BASE"

@@ -35,7 +35,19 @@ class ToolCall:
 
 @dataclass(slots=True)
 class Completion:
-    """One LLM reply with its usage."""
+    """One LLM reply with its usage.
+
+    Attributes:
+        content: the reply's text; ``None`` when it only calls tools.
+        tool_calls: the tools it asks to call, in order.
+        prompt_tokens, completion_tokens: tokens read and written, as the provider reports them.
+        cost: US dollars from litellm's cost map; 0 for models the map does not know (local).
+        energy_j: joules the completion used. No built-in LLM measures energy yet, so this is
+            0 for every real model (litellm and local); only an :class:`LLM` that fills it (a
+            test double, or your own) makes energy budgets count.
+        model: the model that answered.
+        finish_reason: the provider's, e.g. ``"stop"``, ``"length"``, ``"tool_calls"``.
+    """
 
     content: str | None
     tool_calls: list[ToolCall] = field(default_factory=list)
@@ -56,13 +68,41 @@ class Completion:
 
 @runtime_checkable
 class LLM(Protocol):
-    """Anything that completes a conversation: litellm models, the local model, test doubles."""
+    """Anything that completes a conversation: litellm models, the local model, test doubles.
+
+    Implement ``name`` and :meth:`complete` to plug in a model the gateway does not reach; the
+    kernel schedules, retries, budgets and records it like any other.
+
+    Attributes:
+        name: the model's name in the run store and the scheduler pool ``llm:<name>``; a name
+            starting with ``local/`` is scheduled on the local engine's slots.
+    """
 
     name: str
 
     async def complete(
         self, messages: list[Message], tools: list[dict[str, Any]] | None = None, **params: Any
-    ) -> Completion: ...
+    ) -> Completion:
+        """Complete the conversation once.
+
+        Args:
+            messages: the conversation in OpenAI chat format (``role``, ``content``, and
+                ``tool_calls`` / ``tool_call_id`` for tool turns).
+            tools: OpenAI-style function specs (:meth:`Tool.spec`) the reply may call.
+            **params: provider options (``max_tokens``, ``temperature``, ``api_base``, ...).
+
+        Returns:
+            The reply with its token usage (and cost, and energy where known). A tool call the
+            model wrote but got wrong is a :class:`ToolCall` with ``error`` set, not an
+            exception, so the agent loop can ask for a correction.
+
+        Raises:
+            ProviderError: the provider failed; set ``transient=True`` when a retry may help
+                (rate limits, 5xx, dropped connections): the kernel retries only those, then
+                tries the fallback models.
+            UserError: misuse that no retry can fix; the message says what to change.
+        """
+        ...
 
 
 def estimate_tokens(messages: list[Message]) -> int:

@@ -37,6 +37,11 @@ class TokenBucket:
 
     @classmethod
     def per_minute(cls, limit: float, now: float = 0.0) -> TokenBucket:
+        """A full bucket for ``limit`` a minute: bursts of ``limit``, then ``limit / 60`` a second.
+
+        Raises:
+            ValueError: ``limit`` is not positive.
+        """
         return cls(capacity=limit, rate=limit / 60.0, updated=now)
 
     def _refill(self, now: float) -> None:
@@ -63,12 +68,28 @@ class TokenBucket:
 class Budget:
     """Upper limits for a run or an agent; ``None`` means unlimited.
 
+    A syscall that would go over a limit is refused before it is queued with
+    :class:`~agentos.errors.BudgetExceeded` (the run then ends as ``budget_exceeded``); a syscall
+    still running when the wall-time limit passes is cut there.
+
+    Attributes:
+        tokens: prompt plus completion tokens. A completion is admitted while the tokens used
+            so far plus its estimate (about a token per 4 prompt characters, plus
+            ``max_tokens``) fit.
+        cost: US dollars, from litellm's cost map (local models and models missing from the
+            map cost 0). Checked before each syscall: the last one may overshoot it.
+        wall_s: seconds since the run started (for an agent: since its first syscall).
+        energy_j: joules reported by completions (``Completion.energy_j``). No built-in model
+            reports energy yet (it is 0 for litellm and local models), so today this limit only
+            triggers with an :class:`~agentos.runtime.llm.types.LLM` that fills it, such as a
+            test double.
+
     Raises:
         ValueError: a limit is negative.
     """
 
     tokens: int | None = None
-    cost: float | None = None  # US dollars, from litellm's cost map
+    cost: float | None = None
     wall_s: float | None = None
     energy_j: float | None = None
 
@@ -81,7 +102,13 @@ class Budget:
 
 @dataclass(slots=True)
 class Usage:
-    """What a run or an agent has consumed so far."""
+    """What a run or an agent has consumed so far.
+
+    Attributes:
+        syscalls: how many syscalls completed successfully (refused or failed ones are not
+            counted); ``by_kind`` splits them by kind (``llm``, ``tool``, ...).
+        started_at: when its wall clock started (the kernel's clock), ``None`` before.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -126,7 +153,11 @@ def check_budget(
 ) -> None:
     """Raise :class:`BudgetExceeded` when a syscall needing ``est_tokens`` would break ``budget``.
 
-    Pure: reads ``usage`` and ``now`` only.
+    Pure: reads ``usage`` and ``now`` only. Tokens are checked with the estimate added; cost,
+    energy and wall time are checked as used so far.
+
+    Raises:
+        BudgetExceeded: with ``scope``, the limit that is reached, the limit and the usage.
     """
     if budget is None:
         return

@@ -29,6 +29,15 @@ T = TypeVar("T")
 class PoolConfig:
     """Limits of one resource pool.
 
+    Attributes:
+        max_concurrency: syscalls of the pool running at once; the rest wait in its queue.
+        policy: which queued syscall runs next: ``fifo``, ``round_robin`` (across agents),
+            ``priority`` (with aging) or ``fair_share`` (weighted, across agents).
+        aging_rate: for ``priority``: priority points a waiting syscall gains per second.
+        rpm: requests per minute (a token bucket: bursts up to ``rpm``); ``None``: no limit.
+        tpm: tokens per minute, charged with each syscall's estimate and settled with what it
+            used; ``None``: no limit.
+
     Raises:
         ValueError: a limit is out of range or the policy is unknown.
     """
@@ -36,8 +45,8 @@ class PoolConfig:
     max_concurrency: int = 4
     policy: PolicyName = "fifo"
     aging_rate: float = 1.0
-    rpm: float | None = None  # requests per minute
-    tpm: float | None = None  # tokens per minute
+    rpm: float | None = None
+    tpm: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -52,7 +61,16 @@ class PoolConfig:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**n))."""
+    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**n)).
+
+    Only transient errors (:func:`is_transient`) are retried; each retry queues again.
+
+    Attributes:
+        max_retries: retries after the first attempt (0: none).
+        base_delay, max_delay: seconds; the ceiling doubles from ``base_delay`` up to
+            ``max_delay``.
+        jitter: wait a uniform random time below the ceiling (else exactly the ceiling).
+    """
 
     max_retries: int = 3
     base_delay: float = 0.5
@@ -60,6 +78,7 @@ class RetryPolicy:
     jitter: bool = True
 
     def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait before retry number ``attempt + 1`` (``attempt`` counts from 0)."""
         ceiling = min(self.max_delay, self.base_delay * (2**attempt))
         return rng.uniform(0.0, ceiling) if self.jitter else ceiling
 
@@ -128,7 +147,12 @@ class Scheduler:
     # --- configuration ------------------------------------------------------------------------
 
     def configure(self, resource: str, config: PoolConfig) -> None:
-        """Set the limits of ``resource``'s pool (before or between syscalls)."""
+        """Set the limits of ``resource``'s pool, before or while it runs syscalls.
+
+        Running syscalls keep their slots; a smaller ``max_concurrency`` takes effect as they
+        finish, a larger one dispatches queued syscalls at once. The rate-limit buckets restart
+        full.
+        """
         pool = self._pools.get(resource)
         if pool is None:
             self._pools[resource] = self._new_pool(resource, config)
@@ -139,8 +163,11 @@ class Scheduler:
         now = self._clock()
         pool.rpm = TokenBucket.per_minute(config.rpm, now) if config.rpm else None
         pool.tpm = TokenBucket.per_minute(config.tpm, now) if config.tpm else None
+        if pool.queue:  # queued syscalls exist only inside a running event loop
+            self._pump(pool)
 
     def pool_config(self, resource: str) -> PoolConfig:
+        """The limits of ``resource``'s pool (the default ones for a pool never configured)."""
         return self._pool(resource).config
 
     def _new_pool(self, resource: str, config: PoolConfig) -> _Pool:
@@ -160,9 +187,11 @@ class Scheduler:
         return pool
 
     def queued(self, resource: str) -> int:
+        """How many syscalls wait in ``resource``'s queue."""
         return len(self._pool(resource).queue)
 
     def running(self, resource: str) -> int:
+        """How many of ``resource``'s syscalls hold a slot."""
         return len(self._pool(resource).running)
 
     # --- submission ---------------------------------------------------------------------------
@@ -310,7 +339,10 @@ class Scheduler:
             pool.tpm.take(actual - estimated, self._clock())
 
     def cancel(self, run_id: str) -> int:
-        """Cancel every queued and running syscall of ``run_id``; returns how many."""
+        """Cancel every queued and running syscall of ``run_id``; returns how many.
+
+        Each one's :meth:`submit` raises :class:`~agentos.errors.Cancelled`.
+        """
         count = 0
         for pool in self._pools.values():
             for seq, job in list(pool.queue.items()):
