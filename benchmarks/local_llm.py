@@ -3,14 +3,22 @@
 Measures, per model, on the same prompt (a fresh nonce per run defeats the prompt cache):
 prompt and decode tokens/s and time to first token through raw ``xllamacpp.Server``, through
 ``LocalEngine.chat_stream`` and through ``litellm.completion(model="local/...", stream=True)``;
-aggregate decode tokens/s with 1, 2 and 4 concurrent requests; peak RSS; and tool-calling
-accuracy on ``benchmarks/data/tool_prompts.json`` through the litellm provider.
+aggregate decode tokens/s with 1, 2 and 4 concurrent requests; peak RSS; and tool calling.
+
+Tool calling runs the cases in ``benchmarks/data/tool_prompts.json`` through ``LocalEngine`` at
+temperature 0, turn by turn (each expected call's result is fed back): prompts that need no tool
+(a call there is wrong), one tool, or two tools in sequence. A case is correct when the model
+makes exactly the expected calls, with the expected argument values (whether it stops after the
+last one is not run). Each case
+runs twice: with the JSON-schema grammar that agentos always uses for tool calls (decoding can
+only produce a well-formed call or a final answer) and without it (the same prompt, free text,
+the same parser), so the grammar's share of the result shows.
 
     python benchmarks/local_llm.py                 # both models, full
-    python benchmarks/local_llm.py --quick         # shorter runs, fewer prompts
-    python benchmarks/local_llm.py --model qwen2.5-coder-0.5b
+    python benchmarks/local_llm.py --quick         # shorter runs, 2 tool cases of each kind
+    python benchmarks/local_llm.py --model qwen2.5-coder-1.5b --only tools [--grammar on|off]
 
-Writes ``benchmarks/results/local_llm.json``.
+Writes ``benchmarks/results/local_llm.json`` (``local_llm_tools.json`` with ``--only tools``).
 """
 
 from __future__ import annotations
@@ -161,78 +169,177 @@ def concurrency(engine: Any, n: int, max_tokens: int) -> dict[str, float]:
     return {"concurrent": n, "completion_tokens": tokens, "wall_s": wall, "aggregate_tok_s": tokens / wall}
 
 
-def _args_match(expected: dict[str, Any], got: dict[str, Any]) -> bool:
-    for key, want in expected.items():
-        have = got.get(key)
-        if isinstance(want, str):
-            if not isinstance(have, str) or have.strip().lower() != want.lower():
-                return False
-        elif isinstance(want, (int, float)):
-            if not isinstance(have, (int, float)) or abs(float(have) - float(want)) > 1e-6:
-                return False
-    return True
+def _squash(text: Any) -> str:
+    return "".join(str(text).split()).casefold()
 
 
-def tool_accuracy(model: str, limit: int | None) -> dict[str, Any]:
-    import litellm
+def _value_matches(want: Any, have: Any) -> bool:
+    """One argument against its expected value (see ``_about`` in the data file)."""
+    if isinstance(want, dict):
+        text = _squash(have)
+        return (all(_squash(n) in text for n in want.get("contains", ()))
+                and (not want.get("contains_any")
+                     or any(_squash(n) in text for n in want["contains_any"])))
+    if isinstance(want, bool) or not isinstance(want, (int, float)):
+        return isinstance(have, str) and have.strip().casefold() == str(want).casefold()
+    return (isinstance(have, (int, float)) and not isinstance(have, bool)
+            and abs(float(have) - float(want)) <= 1e-6)
 
-    from agentos.runtime.llm.toolcalls import MalformedToolCall, parse_tool_calls
 
+def _args_match(want: dict[str, Any], have: dict[str, Any], swap: list[str] | None) -> bool:
+    """The expected arguments are there with the expected values; others are not checked."""
+    if all(k in have and _value_matches(v, have[k]) for k, v in want.items()):
+        return True
+    if swap and all(k in want for k in swap):  # a commutative tool: a and b the other way round
+        a, b = swap
+        return _args_match({**want, a: want[b], b: want[a]}, have, None)
+    return False
+
+
+def _tool_turn(engine: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
+               grammar: bool) -> tuple[list[dict[str, Any]] | None, str | None, str | None]:
+    """One model turn: (calls, answer, malformed-call error); exactly one of them is set.
+
+    Both modes send the request the engine builds for ``tools`` (the conversation rewritten with
+    the tool-call instructions, ``engine._tool_messages``) and parse the reply with the same
+    parser; the only difference is the JSON-schema grammar that constrains decoding, which is
+    what ``LocalEngine.chat(tools=...)`` always sends.
+    """
+    from agentos.runtime.llm.engine import _tool_messages
+    from agentos.runtime.llm.toolcalls import MalformedToolCall, parse_response, tool_call_schema
+
+    options: dict[str, Any] = {"temperature": 0, "max_tokens": 160}
+    if grammar:
+        options["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "tool_call", "schema": tool_call_schema(tools)},
+        }
+    result = engine.chat(_tool_messages(messages, tools, None), **options)
+    text = result["choices"][0]["message"].get("content") or ""
+    try:
+        parsed = parse_response(text, tools)
+    except MalformedToolCall as error:
+        return None, None, f"{error} (reply: {text[:200]!r})"
+    if parsed.tool_calls:
+        return [{"name": c.name, "arguments": c.arguments} for c in parsed.tool_calls], None, None
+    return None, parsed.content or "", None
+
+
+def _run_case(engine: Any, case: dict[str, Any], tools: list[dict[str, Any]],
+              commutative: dict[str, list[str]], grammar: bool) -> dict[str, Any]:
+    """Drive one case turn by turn, feeding back each expected call's result, until the model
+    answers, goes wrong, or has made every expected call (what it does after that is not run:
+    one turn fewer per case). A case without calls gets one turn."""
+    expected = case["calls"]
+    left = list(range(len(expected)))  # expected calls not made yet
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "You are an assistant that uses tools."},
+        {"role": "user", "content": case["prompt"]},
+    ]
+    made: list[dict[str, Any]] = []
+    row: dict[str, Any] = {"prompt": case["prompt"], "expected": [c["tool"] for c in expected],
+                           "calls": made, "answer": None, "malformed": None, "wrong_call": None}
+    for _ in range(max(1, len(expected))):
+        calls, answer, malformed = _tool_turn(engine, messages, tools, grammar)
+        if malformed is not None:
+            row["malformed"] = malformed
+            break
+        if calls is None:
+            row["answer"] = answer
+            break
+        for call in calls:
+            made.append(call)
+            candidates = left if case.get("any_order") else left[:1]
+            hit = next((i for i in candidates if expected[i]["tool"] == call["name"]
+                        and _args_match(expected[i]["args"], call["arguments"],
+                                        commutative.get(call["name"]))), None)
+            if hit is None:
+                row["wrong_call"] = call
+                break
+            left.remove(hit)
+            call_id = f"call_{len(made)}"
+            messages.append({"role": "assistant", "content": None, "tool_calls": [
+                {"id": call_id, "type": "function",
+                 "function": {"name": call["name"], "arguments": json.dumps(call["arguments"])}}]})
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": expected[hit]["result"]})
+        if row["wrong_call"] is not None or not left:
+            break
+    names = [c["name"] for c in made]
+    row["right_tools"] = names == row["expected"] or (
+        bool(case.get("any_order")) and sorted(names) == sorted(row["expected"]))
+    if expected:
+        row["correct"] = not left and row["wrong_call"] is None and row["malformed"] is None
+    else:
+        row["correct"] = not made and row["malformed"] is None
+    return row
+
+
+def tool_accuracy(engine: Any, limit: int | None, grammar: bool) -> dict[str, Any]:
+    """Tool-calling accuracy on ``benchmarks/data/tool_prompts.json``.
+
+    A case is correct when the model makes exactly the expected calls (none, one or two), each
+    with the expected argument values. ``limit`` keeps that many cases of each kind (none, one,
+    two calls).
+    """
     data = json.loads((HERE / "data" / "tool_prompts.json").read_text())
-    tools = data["tools"]
-    prompts = data["prompts"][:limit] if limit else data["prompts"]
-    rows = []
+    tools, commutative = data["tools"], data.get("commutative", {})
+    kinds = {"no tool": [], "one tool": [], "two tools": []}  # type: dict[str, list[dict[str, Any]]]
+    for case in data["cases"]:
+        kinds[("no tool", "one tool", "two tools")[len(case["calls"])]].append(case)
     t0 = time.perf_counter()
-    for case in prompts:
-        resp = litellm.completion(
-            model=f"local/{model}",
-            messages=[
-                {"role": "system", "content": "You are an assistant that uses tools."},
-                {"role": "user", "content": case["prompt"]},
-            ],
-            tools=tools, temperature=0, max_tokens=256,
-        )  # fmt: skip
-        msg = resp.choices[0].message
-        calls = [
-            {"name": tc.function.name, "arguments": json.loads(tc.function.arguments)}
-            for tc in (msg.tool_calls or [])
-        ]
-        valid = bool(calls)
-        if valid:  # re-validate against the specs with the parser (required args, types)
-            try:
-                parse_tool_calls(json.dumps(calls), tools)
-            except MalformedToolCall:
-                valid = False
-        right_tool = valid and calls[0]["name"] == case["tool"]
-        right_args = right_tool and _args_match(case["args"], calls[0]["arguments"])
-        rows.append(
-            {"prompt": case["prompt"], "expected": case["tool"], "calls": calls,
-             "content": msg.content, "valid": valid, "right_tool": right_tool, "right_args": right_args}
-        )  # fmt: skip
-    n = len(rows)
-    return {
-        "n": n,
-        "valid_pct": 100 * sum(r["valid"] for r in rows) / n,
-        "right_tool_pct": 100 * sum(r["right_tool"] for r in rows) / n,
-        "right_args_pct": 100 * sum(r["right_args"] for r in rows) / n,
-        "seconds": time.perf_counter() - t0,
-        "rows": rows,
-    }
+    out: dict[str, Any] = {"grammar": grammar, "by_kind": {}, "rows": []}
+    for kind, cases in kinds.items():
+        rows = [_run_case(engine, c, tools, commutative, grammar) for c in cases[:limit]]
+        for r in rows:
+            r["kind"] = kind
+        out["rows"] += rows
+        n = len(rows) or 1
+        out["by_kind"][kind] = {
+            "n": len(rows),
+            "correct_pct": 100 * sum(r["correct"] for r in rows) / n,
+            "malformed_pct": 100 * sum(r["malformed"] is not None for r in rows) / n,
+            "any_call_pct": 100 * sum(bool(r["calls"]) for r in rows) / n,
+            "right_tools_pct": 100 * sum(r["right_tools"] for r in rows) / n,
+        }
+    rows = out["rows"]
+    out["n"] = len(rows)
+    out["correct_pct"] = 100 * sum(r["correct"] for r in rows) / (len(rows) or 1)
+    out["seconds"] = time.perf_counter() - t0
+    return out
 
 
-def bench_model(model: str, quick: bool) -> dict[str, Any]:
-    import xllamacpp
-
+def bench_model(model: str, quick: bool, parts: list[str], grammars: list[bool]) -> dict[str, Any]:
+    """The parts (``speed``, ``tools``) of the benchmark for one model; tools once per mode."""
     from agentos.runtime.llm.engine import EngineConfig, close_engines, get_engine
-    from agentos.runtime.llm.litellm_provider import register_local_provider
     from agentos.runtime.llm.models import install
 
-    path = install(model, progress=True)
-    reps = 1 if quick else 3
-    max_tokens = 48 if quick else 128
     n_ctx = 2048
+    path = install(model, progress=True)
     console.print(f"[bold]{model}[/]: loading (4 slots × {n_ctx} tokens)…")
     engine = get_engine(model, EngineConfig(n_ctx=n_ctx, n_parallel=4))
+    result: dict[str, Any] = {"model": model}
+    try:
+        if "speed" in parts:
+            result.update(bench_speed(model, engine, path, n_ctx, quick))
+        if "tools" in parts:
+            result["tool_accuracy"] = {
+                ("grammar" if g else "free"): tool_accuracy(engine, 2 if quick else None, g)
+                for g in grammars
+            }
+    finally:
+        close_engines()
+    result["peak_rss_mib_process"] = _peak_rss_mib()
+    return result
+
+
+def bench_speed(model: str, engine: Any, path: Path, n_ctx: int, quick: bool) -> dict[str, Any]:
+    """Decode speed against raw xllamacpp (streaming and not), concurrency, peak RSS."""
+    import xllamacpp
+
+    from agentos.runtime.llm.litellm_provider import register_local_provider
+
+    reps = 1 if quick else 3
+    max_tokens = 48 if quick else 128
     register_local_provider()
     run_engine(engine, 8)  # warm-up
     rss_engine = _peak_rss_mib()
@@ -271,22 +378,24 @@ def bench_model(model: str, quick: bool) -> dict[str, Any]:
         s["vs_raw_pct"] = 100 * s["e2e_tok_s"] / base if base else 0.0
 
     conc = [concurrency(engine, n, 32 if quick else 64) for n in (1, 2, 4)]
-    acc = tool_accuracy(model, 8 if quick else None)
-    close_engines()
     return {
-        "model": model,
         "max_tokens": max_tokens,
         "repetitions": reps,
         "speed": speed,
         "end_to_end": e2e,
         "concurrency": conc,
         "peak_rss_mib_engine_only": rss_engine,
-        "peak_rss_mib_process": _peak_rss_mib(),
-        "tool_accuracy": acc,
     }
 
 
 def report(results: list[dict[str, Any]]) -> None:
+    if any("speed" in r for r in results):
+        report_speed([r for r in results if "speed" in r])
+    if any("tool_accuracy" in r for r in results):
+        report_tools([r for r in results if "tool_accuracy" in r])
+
+
+def report_speed(results: list[dict[str, Any]]) -> None:
     speed = Table(title="decode / prompt speed (median over repetitions)")
     for col in ("model", "path", "prompt tok/s", "decode tok/s", "vs raw", "TTFT s", "tokens"):
         speed.add_column(col, justify="right" if col not in ("model", "path") else "left")
@@ -311,36 +420,65 @@ def report(results: list[dict[str, Any]]) -> None:
         for c in r["concurrency"]:
             conc.add_row(r["model"], str(c["concurrent"]), str(c["completion_tokens"]), f"{c['wall_s']:.2f}", f"{c['aggregate_tok_s']:.2f}")
     console.print(conc)
-    acc = Table(title="tool calling through litellm local/ (benchmarks/data/tool_prompts.json)")
-    for col in ("model", "prompts", "valid call", "right tool", "right args", "peak RSS MiB (engine)", "seconds"):
-        acc.add_column(col)
+
+
+def report_tools(results: list[dict[str, Any]]) -> None:
+    acc = Table(title="tool calling, LocalEngine, temperature 0 (benchmarks/data/tool_prompts.json): "
+                      "correct = exactly the expected calls, with the expected arguments")
+    for col in ("model", "decoding", "cases", "correct", "no tool: no call", "one tool: correct",
+                "two tools: correct", "malformed replies", "seconds"):
+        acc.add_column(col, justify="left" if col in ("model", "decoding") else "right")
     for r in results:
-        a = r["tool_accuracy"]
-        acc.add_row(
-            r["model"], str(a["n"]), f"{a['valid_pct']:.1f}%", f"{a['right_tool_pct']:.1f}%",
-            f"{a['right_args_pct']:.1f}%", f"{r['peak_rss_mib_engine_only']:.0f}", f"{a['seconds']:.0f}",
-        )  # fmt: skip
+        for mode, a in r["tool_accuracy"].items():
+            k = a["by_kind"]
+            malformed = sum(row["malformed"] is not None for row in a["rows"])
+            acc.add_row(
+                r["model"], "JSON-schema grammar" if mode == "grammar" else "free (no grammar)",
+                str(a["n"]), f"{a['correct_pct']:.1f}%",
+                f"{k['no tool']['correct_pct']:.1f}% of {k['no tool']['n']}",
+                f"{k['one tool']['correct_pct']:.1f}% of {k['one tool']['n']} "
+                f"(tool {k['one tool']['right_tools_pct']:.0f}%)",
+                f"{k['two tools']['correct_pct']:.1f}% of {k['two tools']['n']} "
+                f"(tools {k['two tools']['right_tools_pct']:.0f}%)",
+                f"{malformed} of {a['n']}", f"{a['seconds']:.0f}",
+            )  # fmt: skip
     console.print(acc)
     for r in results:
-        misses = [row for row in r["tool_accuracy"]["rows"] if not row["right_args"]]
-        for row in misses:
-            console.print(f"[dim]{r['model']} miss: {row['prompt']!r} → {row['calls'] or row['content']!r}[/]")
+        for mode, a in r["tool_accuracy"].items():
+            for row in a["rows"]:
+                if row["correct"]:
+                    continue
+                why = (f"malformed: {row['malformed'][:120]}" if row["malformed"]
+                       else f"wrong call {row['wrong_call']}" if row["wrong_call"]
+                       else f"answer {row['answer']!r}")
+                why = f"calls {row['calls']}; then {why}"
+                console.print(f"[dim]{r['model']} {mode} miss ({row['kind']}): {row['prompt']!r} → {why}[/]")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", help="catalogue name (repeatable); default: both")
-    parser.add_argument("--quick", action="store_true", help="short runs, 8 tool prompts")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "local_llm.json")
+    parser.add_argument("--quick", action="store_true", help="short runs, 2 tool cases of each kind")
+    parser.add_argument("--only", choices=["speed", "tools"], help="run only this part")
+    parser.add_argument("--grammar", choices=["both", "on", "off"], default="both",
+                        help="tool calling with grammar-constrained decoding, without, or both")
+    parser.add_argument("--out", type=Path, help="default: benchmarks/results/local_llm.json "
+                        "(local_llm_tools.json with --only tools)")
     args = parser.parse_args()
     models = args.model or ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
-    results = [bench_model(m, args.quick) for m in models]
+    parts = [args.only] if args.only else ["speed", "tools"]
+    grammars = {"both": [True, False], "on": [True], "off": [False]}[args.grammar]
+    if args.out is None:
+        name = "local_llm_tools.json" if args.only == "tools" else "local_llm.json"
+        args.out = HERE / "results" / name
+    results = [bench_model(m, args.quick, parts, grammars) for m in models]
     report(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "loadavg_at_end": os.getloadavg()},
         "quick": args.quick,
+        "parts": parts,
         "results": results,
     }  # fmt: skip
     args.out.write_text(json.dumps(payload, indent=2))
