@@ -110,7 +110,7 @@ async def crew(
     kernel = kernel or Kernel()
     model = llm if llm is not None else kernel.settings.model
     name = model if isinstance(model, str) else model.name
-    kernel.llm_for(model)  # a local model sets its pool on first use; the limits below win
+    # (A local model's pool always has its engine's decoding slots, 2 unless loaded otherwise.)
     kernel.scheduler.configure(
         f"llm:{name}", PoolConfig(max_concurrency=SLOTS, policy="fair_share", rpm=rpm)
     )
