@@ -4,5 +4,24 @@ from __future__ import annotations
 
 from agentos.agents.base import Agent, AgentResult, Step, ToolOutcome
 from agentos.agents.coder import Coder, CoderResult
+from agentos.agents.researcher import (
+    Citation,
+    CitationProblem,
+    ResearchReport,
+    Researcher,
+    check_citations,
+)
 
-__all__ = ["Agent", "AgentResult", "Coder", "CoderResult", "Step", "ToolOutcome"]
+__all__ = [
+    "Agent",
+    "AgentResult",
+    "Citation",
+    "CitationProblem",
+    "Coder",
+    "CoderResult",
+    "ResearchReport",
+    "Researcher",
+    "Step",
+    "ToolOutcome",
+    "check_citations",
+]

@@ -1,0 +1,376 @@
+"""The Researcher: answers a question from memory, citing the chunks it read, checked.
+
+API (what a crew relies on)::
+
+    researcher = Researcher("researcher", llm="local/qwen2.5-coder-1.5b", kernel=kernel,
+                            namespaces=["global"], crew="c1")
+    report = researcher.run("How does heapq.heapreplace differ from heappushpop?")
+    report.status      # "succeeded" only when every citation was verified
+    report.answer      # the answer text
+    report.citations   # [Citation(claim, chunk_id, quote, source, position), ...]
+
+A run: (1) the LLM splits the question into at most ``max_subquestions`` sub-questions;
+(2) each sub-question (and the question) is recalled from ``namespaces`` through the kernel
+(memory syscalls, grant-checked); (3) the LLM answers from the retrieved chunks as JSON claims,
+each naming the chunk it rests on and a short quote copied from it; (4)
+:func:`check_citations` verifies every quote appears in the cited chunk and every cited chunk
+was retrieved in this run; failures go back to the LLM (up to ``max_attempts`` answers); (5) a
+verified report's claims are written, with their citations, to the write namespace (the crew's
+``crew:<id>`` when ``crew`` is given, else the agent's private one). A report with any
+unsupported citation, or none at all, has status ``failed`` and writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from agentos.agents.base import Agent, Step
+from agentos.errors import BudgetExceeded, Cancelled, ProviderError, SyscallTimeout, UserError
+from agentos.runtime.llm.types import Message
+
+if TYPE_CHECKING:
+    from agentos.runtime.kernel import Kernel, Run
+    from agentos.runtime.memory import Hit
+
+__all__ = ["Citation", "CitationProblem", "ResearchReport", "Researcher", "check_citations"]
+
+_MIN_QUOTE_WORDS = 3
+
+
+@dataclass(slots=True)
+class Citation:
+    """One claim and the evidence it cites.
+
+    Attributes:
+        claim: the statement.
+        chunk_id: the memory chunk it rests on.
+        quote: words copied from that chunk.
+        source, position: where the chunk came from (filled from the retrieved chunk).
+    """
+
+    claim: str
+    chunk_id: str
+    quote: str
+    source: str | None = None
+    position: int | None = None
+
+    def __str__(self) -> str:
+        where = f" ({self.source}#{self.position})" if self.source else ""
+        return f'{self.claim} [{self.chunk_id}{where}: "{self.quote}"]'
+
+
+@dataclass(frozen=True, slots=True)
+class CitationProblem:
+    """Why a citation is unsupported."""
+
+    citation: Citation
+    reason: str
+
+
+def _canonical(text: str) -> str:
+    """Casefolded words with typographic quotes and dashes made plain, whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", text)
+    text = text.translate(str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "—": "-",
+                                         "–": "-", "¶": " "}))
+    return " ".join(text.casefold().split())
+
+
+def check_citations(
+    citations: Sequence[Citation], retrieved: Mapping[str, str]
+) -> list[CitationProblem]:
+    """Every problem with ``citations`` given the chunks retrieved in this run (id -> text).
+
+    A citation is supported when its chunk id is in ``retrieved`` and its quote (at least
+    three words; case, whitespace, typographic quotes and surrounding quote marks or ellipses
+    ignored) appears in that chunk's text. Pure: no I/O.
+    """
+    problems: list[CitationProblem] = []
+    for citation in citations:
+        text = retrieved.get(citation.chunk_id)
+        quote = _canonical(citation.quote).strip(" \"'.…")
+        if text is None:
+            problems.append(CitationProblem(
+                citation, f"chunk {citation.chunk_id!r} was not retrieved in this run"))
+        elif len(quote.split()) < _MIN_QUOTE_WORDS:
+            problems.append(CitationProblem(
+                citation, f"the quote {citation.quote!r} is shorter than {_MIN_QUOTE_WORDS} words"))
+        elif quote not in _canonical(text):
+            problems.append(CitationProblem(
+                citation, f"the quote {citation.quote!r} does not appear in chunk "
+                          f"{citation.chunk_id!r}"))
+    return problems
+
+
+@dataclass(slots=True)
+class ResearchReport:
+    """What a research run produced.
+
+    Attributes:
+        status: ``succeeded`` (every citation verified, at least one), ``failed``,
+            ``budget_exceeded`` or ``cancelled``.
+        answer: the answer text (also when not verified, for inspection).
+        citations: the claims with their evidence, as parsed from the last answer.
+        problems: why citations were unsupported (empty when succeeded).
+        sub_questions: what was recalled, the question first.
+        retrieved: every chunk retrieved in this run, by id.
+        findings: ids of the findings written to memory (only when succeeded).
+        error: why it did not succeed.
+    """
+
+    question: str
+    answer: str
+    citations: list[Citation]
+    status: str
+    run_id: str
+    sub_questions: list[str] = field(default_factory=list)
+    retrieved: dict[str, Hit] = field(default_factory=dict)
+    problems: list[CitationProblem] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    usage: dict[str, float | int] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+_PLAN = (
+    "Split this question into at most {n} short search queries that together cover what must "
+    "be looked up. Reply with only a JSON list of strings.\n\nQuestion: {question}"
+)
+_ANSWER = (
+    "Answer the question using only the sources below.\n\nQuestion: {question}\n\n"
+    "Sources:\n{sources}\n\n"
+    "Reply with only a JSON object, no other text:\n"
+    '{{"answer": "<the answer in a few sentences>", "claims": [{{"claim": "<one fact the answer '
+    'states>", "source": "<the source label, e.g. S1>", "quote": "<5 to 20 words copied exactly '
+    'from that source>"}}]}}\n'
+    "Every fact in the answer must be a claim with a source and an exact quote."
+)
+
+
+def _json_value(text: str | None, opener: str) -> Any:
+    """The first JSON value starting with ``opener`` (``{`` or ``[``) in an LLM reply."""
+    if not text:
+        return None
+    text = re.sub(r"```(?:json)?", "", text)
+    closer = "}" if opener == "{" else "]"
+    start = text.find(opener)
+    while start != -1:
+        end = text.rfind(closer)
+        while end > start:
+            try:
+                return json.loads(text[start:end + 1])
+            except ValueError:
+                end = text.rfind(closer, start, end)
+        start = text.find(opener, start + 1)
+    return None
+
+
+class Researcher(Agent):
+    """An agent that answers from memory with verified citations (see the module docstring).
+
+    Args:
+        name: the agent's name; its private namespace is ``agent:<name>``.
+        llm, kernel, budget, fallbacks, llm_params, on_step: as for :class:`Agent`.
+        namespaces: what it recalls from (default: its private namespace and ``global``); the
+            kernel must have granted it read access to each (``kernel.grants.allow``).
+        crew: a crew id; findings go to ``crew:<crew>`` (granted by the crew), else to the
+            agent's private namespace.
+        k: chunks recalled per query.
+        max_subquestions: sub-questions the plan may add (0: recall the question alone, no
+            planning call).
+        max_sources: retrieved chunks shown to the LLM, best first.
+        max_attempts: answers the LLM may give; each later one is told what failed the check.
+    """
+
+    def __init__(
+        self,
+        name: str = "researcher",
+        *,
+        llm: Any = None,
+        kernel: Kernel | None = None,
+        namespaces: Sequence[str] | None = None,
+        crew: str | None = None,
+        k: int = 4,
+        max_subquestions: int = 2,
+        max_sources: int = 8,
+        max_attempts: int = 2,
+        **agent_options: Any,
+    ) -> None:
+        agent_options.setdefault("role", "a careful researcher who cites what it read")
+        super().__init__(name, llm=llm, kernel=kernel, **agent_options)
+        if max_attempts < 1 or k < 1 or max_sources < 1 or max_subquestions < 0:
+            raise UserError("Researcher needs max_attempts, k and max_sources >= 1 and "
+                            "max_subquestions >= 0")
+        self.namespaces = list(namespaces) if namespaces is not None else None
+        self.crew = crew
+        self.k = k
+        self.max_subquestions = max_subquestions
+        self.max_sources = max_sources
+        self.max_attempts = max_attempts
+
+    def run(self, task: str, *, kernel: Kernel | None = None) -> ResearchReport:  # type: ignore[override]
+        """Research ``task`` (sync facade over :meth:`arun`).
+
+        Raises:
+            UserError: called inside a running event loop (use ``await researcher.arun(...)``).
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.arun(task, kernel=kernel))
+        raise UserError("Researcher.run() was called inside an event loop; use "
+                        "`await researcher.arun(question)`")
+
+    async def arun(  # type: ignore[override]
+        self, task: str, *, kernel: Kernel | None = None, run: Run | None = None,
+        history: list[Message] | None = None,
+    ) -> ResearchReport:
+        """Research ``task`` within ``run`` (a new run when None).
+
+        Budget, provider and cancellation failures end the report with that status instead of
+        raising; memory access that was not granted raises
+        :class:`~agentos.errors.MemoryAccessDenied` (a configuration error of the caller).
+        """
+        from agentos.runtime.memory import agent_namespace, crew_namespace
+        from agentos.runtime.memory.syscalls import AgentMemory
+
+        kernel = kernel or self.kernel
+        if kernel is None:
+            from agentos.runtime.kernel import Kernel
+
+            kernel = self.kernel = Kernel()
+        owns_run = run is None
+        if run is None:
+            run = kernel.start_run(self.name, task, budget=self.budget)
+        elif self.budget is not None:
+            kernel.set_agent_budget(run, self.name, self.budget)
+        write_ns = crew_namespace(self.crew) if self.crew else agent_namespace(self.name)
+        memory = AgentMemory(kernel, run, self.name, namespaces=self.namespaces,
+                             write_namespace=write_ns)
+        report = ResearchReport(task, "", [], "failed", run.id, error="no answer yet")
+        try:
+            await self._research(kernel, run, memory, task, report, history or [])
+        except BudgetExceeded as exc:
+            report.status, report.error = "budget_exceeded", str(exc)
+        except Cancelled as exc:
+            report.status, report.error = "cancelled", str(exc)
+        except (ProviderError, SyscallTimeout) as exc:
+            report.status, report.error = "failed", str(exc)
+        except BaseException as exc:
+            if owns_run:
+                kernel.end_run(run, "failed", report.answer, f"{type(exc).__name__}: {exc}")
+            raise
+        if owns_run:
+            kernel.end_run(run, report.status, report.answer, report.error)
+        report.usage = (run.usage if owns_run else run.agent(self.name)).as_dict()
+        return report
+
+    async def _complete(self, kernel: Kernel, run: Run, messages: list[Message],
+                        report: ResearchReport) -> str:
+        model = self.llm if self.llm is not None else kernel.settings.model
+        params = {"max_tokens": 700, **self.llm_params}
+        completion = await kernel.llm(run, self.name, model, messages, None,
+                                      fallbacks=self.fallbacks, priority=self.priority,
+                                      weight=self.weight, **params)
+        step = Step(len(report.steps), completion.content)
+        report.steps.append(step)
+        self._notify(step)
+        return completion.content or ""
+
+    async def _research(self, kernel: Kernel, run: Run, memory: Any, question: str,
+                        report: ResearchReport, history: list[Message]) -> None:
+        system: Message = {"role": "system", "content": self.system_prompt(self._tools(kernel))}
+        queries = [question]
+        if self.max_subquestions:
+            plan = await self._complete(kernel, run, [system, *history, {
+                "role": "user", "content": _PLAN.format(n=self.max_subquestions, question=question)
+            }], report)
+            planned = _json_value(plan, "[")
+            if isinstance(planned, list):
+                queries += [q.strip() for q in planned if isinstance(q, str) and q.strip()]
+        queries = list(dict.fromkeys(queries))[: 1 + self.max_subquestions]
+        report.sub_questions = queries
+
+        per_query: list[list[Hit]] = []
+        for query in queries:
+            hits = await memory.recall(query, k=self.k)
+            per_query.append(hits)
+            for hit in hits:
+                report.retrieved.setdefault(hit.id, hit)
+        # Best first: every query's first hit, then every query's second hit, ...; each once.
+        order = dict.fromkeys(hits[rank].id for rank in range(self.k) for hits in per_query
+                              if rank < len(hits))
+        shown = [report.retrieved[i] for i in order][: self.max_sources]
+        if not shown:
+            report.error = (f"nothing in memory ({', '.join(memory.namespaces)}) matches the "
+                            "question; ingest documents first (`agentos memory ingest PATH`)")
+            return
+        labels = {f"S{i}": hit.id for i, hit in enumerate(shown, 1)}
+        sources = "\n\n".join(
+            f"[S{i}] ({_where(hit)})\n{hit.text}" for i, hit in enumerate(shown, 1))
+        messages: list[Message] = [system, *history, {
+            "role": "user", "content": _ANSWER.format(question=question, sources=sources)}]
+        retrieved_text = {i: h.text for i, h in report.retrieved.items()}
+        for attempt in range(self.max_attempts):
+            reply = await self._complete(kernel, run, messages, report)
+            answer, citations, parse_error = _parse_answer(reply, labels)
+            report.answer, report.citations = answer, citations
+            for citation in citations:
+                hit = report.retrieved.get(citation.chunk_id)
+                if hit is not None:
+                    citation.source, citation.position = hit.source, hit.position
+            problems = check_citations(citations, retrieved_text)
+            if parse_error:
+                report.problems, report.error = problems, parse_error
+            elif not citations:
+                report.problems, report.error = [], "the answer cites no source"
+            elif problems:
+                report.problems = problems
+                report.error = "unsupported citations: " + "; ".join(p.reason for p in problems)
+            else:
+                report.problems, report.error, report.status = [], None, "succeeded"
+                break
+            if attempt + 1 < self.max_attempts:
+                messages += [{"role": "assistant", "content": reply}, {
+                    "role": "user", "content": f"That reply failed the citation check: "
+                    f"{report.error}. Reply again with only the JSON object; copy every quote "
+                    "word for word from the source it names."}]
+        if report.status == "succeeded":
+            for citation in report.citations:
+                report.findings.append(await memory.remember(
+                    f"{citation.claim} (quote: \"{citation.quote}\")",
+                    {"kind": "finding", "cites": citation.chunk_id,
+                     "cited_source": citation.source or "", "question": question[:300],
+                     "run_id": run.id},
+                ))
+
+
+def _where(hit: Hit) -> str:
+    if hit.source:
+        return f"{hit.source.rsplit('/', 1)[-1]}, part {hit.position}"
+    return hit.namespace
+
+
+def _parse_answer(reply: str, labels: Mapping[str, str]) -> tuple[str, list[Citation], str | None]:
+    """(answer, citations, error) from the LLM's JSON reply; a label ``S3`` becomes its chunk
+    id, anything else is kept as the chunk id it names."""
+    data = _json_value(reply, "{")
+    if not isinstance(data, dict) or not isinstance(data.get("answer"), str):
+        return (reply or "").strip(), [], "the reply was not the JSON object asked for"
+    citations: list[Citation] = []
+    for claim in data.get("claims") or []:
+        if not isinstance(claim, dict):
+            continue
+        ref = str(claim.get("source") or claim.get("chunk_id") or "").strip().strip("[]")
+        citations.append(Citation(str(claim.get("claim") or ""), labels.get(ref, ref),
+                                  str(claim.get("quote") or "")))
+    return data["answer"].strip(), citations, None

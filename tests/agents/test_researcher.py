@@ -1,0 +1,193 @@
+"""The Researcher: verified citations pass, fabricated quotes and un-retrieved chunks fail.
+
+Deterministic tests drive it with the scripted LLMs over a real memory (embedded Chroma, the
+packaged MiniLM); the slow test runs the local 1.5B model over ingested Python docs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from agentos.agents import Citation, Researcher, check_citations
+from agentos.errors import MemoryAccessDenied
+from agentos.runtime.kernel import Kernel
+from agentos.runtime.memory import CachedEmbedder, Memory, SentenceTransformerEmbedder
+from agentos.runtime.memory.ingest import ingest
+from agentos.testing import FunctionLLM, ScriptedLLM
+
+DOCS = Path("/usr/share/doc/python3.11-doc/html/library")
+NOTES = """# Release notes
+
+## Storage
+The archive service keeps every snapshot for 45 days, then moves it to cold storage.
+
+## Billing
+Invoices are issued on the third business day of each month.
+
+## Travel
+Staff book trains through the portal and claim expenses within 30 days.
+"""
+
+
+@pytest.fixture(scope="module")
+def embedder() -> CachedEmbedder:
+    return CachedEmbedder(SentenceTransformerEmbedder(), None)
+
+
+@pytest.fixture
+def kernel(tmp_path: Path, embedder: CachedEmbedder):  # type: ignore[no-untyped-def]
+    from agentos.config import load_settings
+
+    memory = Memory(tmp_path / "memory", embedder=embedder)
+    (tmp_path / "notes.md").write_text(NOTES)
+    ingest(memory, [tmp_path / "notes.md"])
+    kernel = Kernel(load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path)}),
+                    store=tmp_path / "runs.sqlite", memory=memory)
+    yield kernel
+    asyncio.run(kernel.aclose())
+    memory.close()
+
+
+def _sources(messages) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """label -> text of the sources in the Researcher's answer prompt."""
+    prompt = messages[-1]["content"]
+    parts = re.split(r"^\[(S\d+)\] \([^\n]*\)\n", prompt.split("Sources:\n", 1)[1], flags=re.M)
+    return {label: text.split("\n\nReply with only")[0] for label, text in zip(parts[1::2], parts[2::2])}
+
+
+def _reply(answer: str, claims: list[dict[str, str]]) -> str:
+    return json.dumps({"answer": answer, "claims": claims})
+
+
+def test_a_quoted_retrieved_chunk_passes_and_is_written_to_the_crew(kernel: Kernel) -> None:
+    def answer(messages, tools):  # type: ignore[no-untyped-def]
+        sources = _sources(messages)
+        label = next(l for l, t in sources.items() if "45 days" in t)
+        return _reply("Snapshots are kept 45 days.", [{
+            "claim": "Snapshots are kept for 45 days.", "source": label,
+            "quote": "keeps every snapshot for 45 days"}])
+
+    kernel.grants.allow_crew("c1", ["researcher"])
+    researcher = Researcher("researcher", llm=FunctionLLM(answer), kernel=kernel,
+                            namespaces=["global"], crew="c1", max_subquestions=0)
+    report = researcher.run("How long are snapshots kept?")
+    assert report.status == "succeeded" and report.ok and report.problems == []
+    [citation] = report.citations
+    assert citation.chunk_id in report.retrieved and citation.source.endswith("notes.md")
+    assert "45 days" in str(citation)
+    [finding] = report.findings
+    stored = kernel.memory.get("crew:c1", [finding])[0]
+    assert stored.metadata["cites"] == citation.chunk_id and "45 days" in stored.text
+    kinds = [(c.kind, c.name) for c in kernel.store.syscalls(report.run_id)]
+    assert kinds == [("memory", "recall"), ("llm", "function"), ("memory", "remember")]
+
+
+def test_a_fabricated_quote_fails_the_check(kernel: Kernel) -> None:
+    fabricated = _reply("Snapshots are kept 90 days.", [{
+        "claim": "Snapshots are kept 90 days.", "source": "S1",
+        "quote": "keeps every snapshot for 90 days"}])
+    researcher = Researcher(llm=ScriptedLLM([fabricated, fabricated]), kernel=kernel,
+                            namespaces=["global"], max_subquestions=0)
+    report = researcher.run("How long are snapshots kept?")
+    assert report.status == "failed" and not report.ok
+    assert "does not appear in chunk" in report.error
+    assert [p.citation.quote for p in report.problems] == ["keeps every snapshot for 90 days"]
+    assert report.findings == [] and kernel.memory.count("agent:researcher") == 0
+    assert len(report.steps) == 2  # told what failed, it tried once more
+
+
+def test_a_chunk_not_retrieved_in_this_run_fails_the_check(kernel: Kernel) -> None:
+    travel = next(h for h in kernel.memory.list("global") if "trains" in h.text)
+    reply = _reply("Staff book trains through the portal.", [{
+        "claim": "Staff book trains through the portal.", "source": travel.id,
+        "quote": "book trains through the portal"}])
+    researcher = Researcher(llm=ScriptedLLM([reply]), kernel=kernel, namespaces=["global"],
+                            k=1, max_subquestions=0, max_attempts=1)
+    report = researcher.run("When are invoices issued?")
+    assert travel.id not in report.retrieved
+    assert report.status == "failed" and "was not retrieved in this run" in report.error
+
+
+def test_the_second_answer_can_fix_what_the_check_found(kernel: Kernel) -> None:
+    bad = _reply("Invoices come monthly.", [{"claim": "Invoices come monthly.", "source": "S1",
+                                             "quote": "invoices arrive whenever"}])
+
+    def answer(messages, tools):  # type: ignore[no-untyped-def]
+        if len(messages) == 2:
+            return bad
+        assert "failed the citation check" in messages[-1]["content"]
+        sources = _sources(messages[:2])
+        label = next(l for l, t in sources.items() if "Invoices" in t)
+        return _reply("Invoices are issued on the third business day.", [{
+            "claim": "Invoices are issued on the third business day of each month.",
+            "source": label, "quote": "issued on the third business day"}])
+
+    report = Researcher(llm=FunctionLLM(answer), kernel=kernel, namespaces=["global"],
+                        max_subquestions=0).run("When are invoices issued?")
+    assert report.status == "succeeded" and len(report.steps) == 2
+
+
+def test_the_plan_adds_sub_questions_that_are_recalled(kernel: Kernel) -> None:
+    plan = '["snapshot retention", "cold storage"]'
+    answer = _reply("45 days.", [{"claim": "45 days.", "source": "S1",
+                                  "quote": "every snapshot for 45 days"}])
+    report = Researcher(llm=ScriptedLLM([plan, answer]), kernel=kernel, namespaces=["global"],
+                        max_subquestions=2).run("What happens to old snapshots?")
+    assert report.sub_questions == ["What happens to old snapshots?", "snapshot retention",
+                                    "cold storage"]
+    recalls = [c for c in kernel.store.syscalls(report.run_id) if c.name == "recall"]
+    assert [c.detail["query"] for c in recalls] == report.sub_questions
+
+
+def test_an_answer_that_is_not_json_or_cites_nothing_does_not_succeed(kernel: Kernel) -> None:
+    report = Researcher(llm=ScriptedLLM(["Snapshots live 45 days."]), kernel=kernel,
+                        namespaces=["global"], max_subquestions=0, max_attempts=1).run("Snapshots?")
+    assert report.status == "failed" and "not the JSON object" in report.error
+    report = Researcher(llm=ScriptedLLM([_reply("45 days", [])]), kernel=kernel,
+                        namespaces=["global"], max_subquestions=0, max_attempts=1).run("Snapshots?")
+    assert report.status == "failed" and "cites no source" in report.error
+
+
+def test_recalling_an_ungranted_namespace_is_denied(kernel: Kernel) -> None:
+    kernel.memory.remember("agent:other", "private note")
+    researcher = Researcher(llm=ScriptedLLM([]), kernel=kernel, namespaces=["agent:other"],
+                            max_subquestions=0)
+    with pytest.raises(MemoryAccessDenied, match="'agent:other'"):
+        researcher.run("notes?")
+
+
+def test_check_citations_is_a_pure_function() -> None:
+    retrieved = {"c-1": "The ‘archive’ keeps every snapshot\nfor 45 days."}
+    good = Citation("c", "c-1", '"The \'archive\' KEEPS every  snapshot for 45..."')
+    assert check_citations([good], retrieved) == []
+    reasons = [p.reason for p in check_citations([
+        Citation("c", "c-2", "keeps every snapshot"),
+        Citation("c", "c-1", "45 days"),
+        Citation("c", "c-1", "keeps every snapshot for 90 days"),
+    ], retrieved)]
+    assert ["not retrieved" in reasons[0], "shorter than 3 words" in reasons[1],
+            "does not appear" in reasons[2]] == [True, True, True]
+
+
+@pytest.mark.slow
+def test_the_local_model_answers_a_docs_question_with_verified_citations(
+    tmp_path: Path, embedder: CachedEmbedder, allow_model_requests: None
+) -> None:
+    from agentos.config import load_settings
+
+    memory = Memory(tmp_path / "memory", embedder=embedder)
+    ingest(memory, [DOCS / "heapq.html", DOCS / "bisect.html"])
+    kernel = Kernel(load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path)}),
+                    store=tmp_path / "runs.sqlite", memory=memory)
+    researcher = Researcher(llm="local/qwen2.5-coder-1.5b", kernel=kernel, namespaces=["global"],
+                            max_subquestions=0, max_sources=4, max_attempts=3)
+    report = researcher.run("What does heapq.heappushpop do?")
+    assert report.status == "succeeded", (report.error, report.answer)
+    assert report.citations and all(c.source.endswith("heapq.html") for c in report.citations)
+    asyncio.run(kernel.aclose())
+    memory.close()
