@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "ActionRefused",
     "AgentosError",
     "ApprovalRejected",
     "BudgetExceeded",
@@ -18,6 +19,7 @@ __all__ = [
     "CheckpointVersionError",
     "ConfigError",
     "CrewDefinitionError",
+    "DesktopUnavailable",
     "InvalidToolCall",
     "MemoryAccessDenied",
     "MemoryUnavailable",
@@ -28,7 +30,9 @@ __all__ = [
     "SyscallTimeout",
     "ToolFailed",
     "ToolRetry",
+    "ToolSourceUnavailable",
     "UnknownTool",
+    "UnsupportedToolSchema",
     "UserError",
 ]
 
@@ -60,6 +64,16 @@ class UnknownTool(UserError):
     """A tool name that no registry knows."""
 
 
+class UnsupportedToolSchema(UserError):
+    """A foreign tool (LangChain, CrewAI, MCP) declares an argument schema agentos cannot express
+    (not a JSON object schema, or invalid JSON Schema); the message names the tool and its source."""
+
+
+class ToolSourceUnavailable(UserError):
+    """A source of tools (an MCP server) could not be started, did not answer in time, or spoke
+    something other than MCP; the message names the source, what it did, and how to fix it."""
+
+
 class CrewDefinitionError(UserError):
     """A crew (from Python or YAML) names an unknown agent, task or tool, or has a cycle where
     none is allowed; the message names the offending entry and how to fix it."""
@@ -84,6 +98,12 @@ class SandboxUnavailable(UserError):
 
     A weaker mode runs only when asked for by name (``isolation="rlimits-only"``).
     """
+
+
+class DesktopUnavailable(UserError):
+    """The desktop agent cannot run here: no Xvfb, no X server at ``DISPLAY``, no Tesseract, or
+    the ``desktop`` extra is missing; or a program it was told to allow is not installed. The
+    message gives the install command or the fix. No action was taken."""
 
 
 # --- run errors: the run ended or a syscall failed --------------------------------------------
@@ -181,3 +201,9 @@ class ToolRetry(AgentosError):
 
 class InvalidToolCall(ToolRetry):
     """The LLM's tool call was malformed, named an unknown tool, or had invalid arguments."""
+
+
+class ActionRefused(ToolRetry):
+    """A desktop action was refused by the safety policy (a program outside the allow-list, a
+    denied key combination or typed pattern, a declined confirmation, text taken from the screen
+    rather than the task). Nothing was done; the LLM is told why and may choose another action."""

@@ -530,7 +530,11 @@ class Kernel:
             except (ToolRetry, BudgetExceeded, Cancelled):
                 raise
             except Exception as error:
-                raise ToolFailed(f"tool {name} failed: {type(error).__name__}: {error}") from error
+                origin = getattr(t, "origin", None)
+                source = f" (from {origin})" if origin else ""
+                raise ToolFailed(
+                    f"tool {name}{source} failed: {type(error).__name__}: {error}"
+                ) from error
 
         return await self.syscall(
             run, agent, "tool", resource, invoke, name=name, timeout=timeout, priority=priority,

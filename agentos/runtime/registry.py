@@ -40,9 +40,30 @@ def as_tool(obj: Any) -> Tool:
         return obj
     if isinstance(obj, type) and issubclass(obj, Tool):
         return obj()
+    foreign = _from_framework(obj)
+    if foreign is not None:
+        return foreign
     if callable(obj):
         return tool(obj)
-    raise UserError(f"{obj!r} is not a tool: pass a Tool, a Tool subclass or a typed function")
+    raise UserError(
+        f"{obj!r} is not a tool: pass a Tool, a Tool subclass, a typed function, or a LangChain "
+        "or CrewAI tool"
+    )
+
+
+def _from_framework(obj: Any) -> Tool | None:
+    """A LangChain or CrewAI tool converted, found by class name so neither is imported here."""
+    for cls in type(obj).__mro__:
+        key = f"{cls.__module__}.{cls.__qualname__}"
+        if key == "langchain_core.tools.base.BaseTool":
+            from agentos.interop.langchain_tools import from_langchain
+
+            return from_langchain(obj)
+        if key == "crewai.tools.base_tool.BaseTool":
+            from agentos.interop.crewai_tools import from_crewai
+
+            return from_crewai(obj)
+    return None
 
 
 class ToolRegistry:
@@ -63,16 +84,21 @@ class ToolRegistry:
             self.discover()
 
     def register(self, obj: Any, *, replace: bool = False, source: str = "user") -> Tool:
-        """Add a tool.
+        """Add a tool (a Tool, a Tool subclass or a typed function, see :func:`as_tool`).
+
+        Returns:
+            The registered :class:`Tool`.
 
         Raises:
             UserError: another tool already has that name and ``replace`` is false.
         """
         t = as_tool(obj)
+        source = getattr(t, "origin", None) or source
         if t.name in self._tools and not replace and self._tools[t.name] is not t:
             raise UserError(
                 f"a tool named {t.name!r} is already registered (from {self._sources[t.name]}); "
-                "rename yours or pass replace=True"
+                f"the one from {source} cannot share its name: rename one of them or pass "
+                "replace=True"
             )
         self._tools[t.name] = t
         self._sources[t.name] = source
@@ -102,9 +128,16 @@ class ToolRegistry:
         return len(self._tools)
 
     def names(self) -> list[str]:
+        """The registered tool names, sorted."""
         return sorted(self._tools)
 
     def source(self, name: str) -> str:
+        """Where tool ``name`` came from: ``user``, ``entry point <module:attr>``, or a foreign
+        tool's origin (``LangChain``, ``CrewAI``, ``MCP server '<name>'``).
+
+        Raises:
+            KeyError: no tool has that name.
+        """
         return self._sources[name]
 
     def discover(self, load: Callable[[Any], Any] | None = None) -> int:
