@@ -1,0 +1,89 @@
+"""OCR: the words on a screenshot with their boxes, by Tesseract (Debian's, through pytesseract).
+
+Tesseract finds almost nothing in a raw screen capture (small anti-aliased UI text), and reads
+nearly every word once the image is upscaled 2x, so :func:`read_words` upscales before OCR and
+maps boxes back to screen pixels.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from agentos.errors import DesktopUnavailable
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+__all__ = ["Box", "Word", "read_words", "tesseract_path"]
+
+Box = tuple[int, int, int, int]
+"""``(left, top, width, height)`` in screen pixels."""
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One OCR word: its text, box in screen pixels, confidence (0-100) and Tesseract line key."""
+
+    text: str
+    box: Box
+    confidence: float
+    line: tuple[int, int, int]
+
+
+def tesseract_path() -> str:
+    """The ``tesseract`` binary.
+
+    Raises:
+        DesktopUnavailable: not installed; the message gives the install command.
+    """
+    found = shutil.which("tesseract")
+    if found is None:
+        raise DesktopUnavailable(
+            "no tesseract on PATH: the desktop agent reads the screen with Tesseract OCR. "
+            "Install it: apt-get install -y tesseract-ocr (or run ./system-packages.sh as root)"
+        )
+    return found
+
+
+def read_words(
+    image: Image, *, scale: int = 2, offset: tuple[int, int] = (0, 0), min_confidence: float = 30.0,
+) -> list[Word]:
+    """The words Tesseract reads in ``image``, in reading order.
+
+    Args:
+        image: a screenshot (or a crop of one).
+        scale: upscale factor before OCR (2 reads UI text; 1 reads almost none of it).
+        offset: where ``image``'s top-left corner is on the screen; added to every box.
+        min_confidence: words Tesseract is less sure of are dropped.
+
+    Raises:
+        DesktopUnavailable: no tesseract binary, or the ``desktop`` extra is not installed.
+    """
+    try:
+        import pytesseract
+        from PIL import Image as PILImage
+    except ImportError as error:
+        raise DesktopUnavailable(
+            f"the desktop agent needs {error.name}: pip install 'agentos-kit[desktop]'"
+        ) from None
+    pytesseract.pytesseract.tesseract_cmd = tesseract_path()
+    big = image.convert("L")
+    if scale != 1:
+        big = big.resize((image.width * scale, image.height * scale), PILImage.Resampling.LANCZOS)
+    data = pytesseract.image_to_data(big, output_type=pytesseract.Output.DICT, config="--psm 3")
+    words: list[Word] = []
+    dx, dy = offset
+    for i, text in enumerate(data["text"]):
+        text = text.strip()
+        confidence = float(data["conf"][i])
+        if not text or confidence < min_confidence:
+            continue
+        box = (
+            dx + data["left"][i] // scale, dy + data["top"][i] // scale,
+            max(1, data["width"][i] // scale), max(1, data["height"][i] // scale),
+        )
+        line = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
+        words.append(Word(text, box, confidence, line))
+    return words
