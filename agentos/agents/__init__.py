@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agentos.agents.base import Agent, AgentResult, Step, ToolOutcome
 from agentos.agents.coder import Coder, CoderResult
+from agentos.agents.desktop import Desktop, DesktopResult
 from agentos.agents.researcher import (
     Citation,
     CitationProblem,
@@ -19,6 +20,8 @@ __all__ = [
     "CitationProblem",
     "Coder",
     "CoderResult",
+    "Desktop",
+    "DesktopResult",
     "ResearchReport",
     "Researcher",
     "Step",
