@@ -3,13 +3,12 @@
 A crew task reads ``answer``, ``status``, ``error`` and ``data`` (structured results) from what
 its member returns. :class:`CoderMember` gives the :class:`~agentos.agents.Coder`'s result that
 shape (files, tests passed, last test output); :class:`ResearcherMember` does the same for the
-:class:`~agentos.agents.Researcher` (answer and citations) when this build has it.
+:class:`~agentos.agents.Researcher` (answer and verified citations).
 :func:`default_members` builds the three members of ``research_and_code``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -96,24 +95,20 @@ class ResearcherMember:
 def default_members(kernel: Kernel, model: str | None = None) -> dict[str, Member]:
     """``researcher``, ``coder`` and ``reviewer`` on ``model`` (default: the configured model).
 
-    The coder is the :class:`~agentos.agents.Coder` (workspace, bubblewrap sandbox, pytest);
-    the researcher is the :class:`~agentos.agents.Researcher` when this build has it, else a
-    plain agent that answers without retrieval; the reviewer is a plain agent.
+    The researcher is the :class:`~agentos.agents.Researcher`, recalling from the ``global``
+    namespace (where ``agentos crew run --docs`` ingests) and answering with verified
+    citations; the coder is the :class:`~agentos.agents.Coder` (workspace, bubblewrap sandbox,
+    pytest); the reviewer is a plain agent.
     """
     from agentos.agents.base import Agent
     from agentos.agents.coder import Coder
+    from agentos.agents.researcher import Researcher
 
     llm = model or kernel.settings.model
-    members: dict[str, Member] = {}
-    if importlib.util.find_spec("agentos.agents.researcher") is not None:
-        from agentos.agents.researcher import Researcher
-
-        members["researcher"] = ResearcherMember(Researcher("researcher", llm=llm, kernel=kernel))
-    else:
-        members["researcher"] = Agent(
-            "researcher", llm=llm, kernel=kernel,
-            role="a researcher who states the facts a programmer needs and names the source of each",
-        )
+    members: dict[str, Member] = {
+        "researcher": ResearcherMember(Researcher("researcher", llm=llm, kernel=kernel,
+                                                  namespaces=["global"])),
+    }
     members["coder"] = CoderMember(Coder(
         "coder", llm=llm, kernel=kernel,
         instructions=f"If a fact you need is missing from the task and research, say '{FACTS_MISSING} <question>'.",

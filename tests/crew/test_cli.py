@@ -92,26 +92,40 @@ def _call(name: str, **arguments: str) -> Reply:
                               "function": {"name": name, "arguments": json.dumps(arguments)}}])
 
 
-def test_builtin_crew_with_the_real_coder_writes_report_and_code_to_out(fake: FakeOpenAI, tmp_path: Path) -> None:
+DOC = Path(__file__).resolve().parents[2] / "examples" / "crew_tasks" / "docs" / "kivu_calendar.md"
+
+
+def test_builtin_crew_ingests_docs_researches_codes_and_writes_to_out(fake: FakeOpenAI, tmp_path: Path) -> None:
+    answer = {"answer": "A Kivu year is a leap year when divisible by 5, except by 40, but by 200.",
+              "claims": [{"claim": "leap years are divisible by 5", "source": "S1",
+                          "quote": "a leap year when its number is divisible by 5"}]}
+    code = ("def kivu_days(year):\n    leap = year % 5 == 0 and (year % 40 != 0 or year % 200 == 0)\n"
+            "    return 371 if leap else 364\n")
     fake.queue(
-        "add(a, b) returns a + b [python docs]",                        # researcher
-        _call("write_file", path="solution.py", content="def add(a, b):\n    return a + b\n"),
+        '["kivu leap year rule"]',                                      # researcher: plan
+        json.dumps(answer),                                             # researcher: cited answer
+        _call("write_file", path="solution.py", content=code),          # coder
         _call("write_file", path="test_solution.py",
-              content="from solution import add\n\ndef test_add():\n    assert add(2, 3) == 5\n"),
+              content="from solution import kivu_days\n\ndef test_days():\n    assert kivu_days(1995) == 371\n"),
         _call("run_tests"),                                             # in the bubblewrap sandbox
-        "add is written and its test passes.",                          # the Coder re-checks itself
+        "kivu_days is written and its test passes.",                    # the Coder re-checks itself
         "APPROVED: correct",                                            # reviewer
     )
     env = _env(fake, tmp_path)
-    out = _agentos("crew", "run", "write add(a, b)", "--out", str(tmp_path / "out"), env=env)
+    out = _agentos("crew", "run", "write kivu_days(year)", "--docs", str(DOC),
+                   "--out", str(tmp_path / "out"), env=env)
     assert out.returncode == 0, out.stderr + out.stdout
+    assert "memory: 1 files added" in out.stderr
     assert "✓ research (researcher, visit 1)" in out.stderr and "tokens" in out.stderr
     assert "✓ code (coder, visit 1)" in out.stderr
+    # The researcher answered from the ingested document, shown to it as source S1.
+    assert "[S1] (kivu_calendar.md, part 0)" in fake.requests[1]["messages"][-1]["content"]
     report = (tmp_path / "out" / "report.md").read_text()
-    assert report.startswith("# Report: write add(a, b)") and "APPROVED: correct" in report
+    assert report.startswith("# Report: write kivu_days(year)") and "APPROVED: correct" in report
+    assert "### Citations" in report and "kivu_calendar.md#0" in report
     assert "## Tests\n\npassed" in report and "### `solution.py`" in report
-    assert (tmp_path / "out" / "solution.py").read_text() == "def add(a, b):\n    return a + b\n"
-    assert "def test_add" in (tmp_path / "out" / "test_solution.py").read_text()
+    assert (tmp_path / "out" / "solution.py").read_text() == code
+    assert "def test_days" in (tmp_path / "out" / "test_solution.py").read_text()
     # The pytest output the model saw came from a real test run.
-    tool_result = fake.requests[4]["messages"][-1]["content"]
+    tool_result = fake.requests[5]["messages"][-1]["content"]
     assert '"passed": true' in tool_result and "1 passed" in tool_result
