@@ -184,6 +184,16 @@ def _mount_crew() -> None:
 _mount_crew()
 
 
+def _mount_desktop() -> None:
+    from agentos._cli_desktop import desktop_app, replay_command
+
+    app.add_typer(desktop_app, name="desktop")
+    runs_app.command("replay")(replay_command)
+
+
+_mount_desktop()
+
+
 def main() -> None:
     """Entry point: turns agentos' user errors into a one-line message and exit code 2."""
     try:
