@@ -41,8 +41,15 @@ class Tool:
                 ...
 
     Attributes:
-        concurrency: at most this many calls of the tool run at once (a scheduler pool limit);
-            ``None`` uses the kernel's default.
+        name: how LLMs call it: 1-64 letters, digits, ``_`` or ``-``.
+        description: what it does, for the LLM.
+        Args: the pydantic model its arguments are validated with (extra keys are refused when
+            the model forbids them, as :func:`tool`'s models do).
+        concurrency: at most this many calls of the tool run at once: it caps the tool's
+            scheduler pool ``tool:<name>``; ``None`` leaves the pool's limit as configured.
+
+    Raises:
+        UserError: (when instantiated) ``name`` or ``Args`` is missing, or ``name`` is invalid.
     """
 
     name: ClassVar[str] | str = ""
@@ -60,6 +67,19 @@ class Tool:
         self._schema = _clean_schema(self.Args.model_json_schema())
 
     def run(self, **arguments: Any) -> Any:
+        """Do the work, with validated arguments as keywords; sync or ``async def``.
+
+        Through the kernel a sync ``run`` executes in a worker thread, which cannot be stopped:
+        if its syscall times out it is recorded as ``abandoned`` and left to finish. Make a long
+        tool ``async`` (cancellable) or bound its own running time.
+
+        Returns:
+            Anything; the agent loop shows it to the LLM as text (``str`` or JSON).
+
+        Raises:
+            ToolRetry: to send the LLM a correction (e.g. a value out of range).
+            Exception: anything else fails the call as :class:`~agentos.errors.ToolFailed`.
+        """
         raise NotImplementedError(f"{type(self).__name__}.run is not implemented")
 
     @property
@@ -68,7 +88,7 @@ class Tool:
         return self._schema
 
     def spec(self) -> dict[str, Any]:
-        """The OpenAI-style function spec sent to LLMs."""
+        """The OpenAI-style function spec sent to LLMs (name, description, JSON schema)."""
         return {
             "type": "function",
             "function": {

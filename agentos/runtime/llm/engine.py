@@ -67,6 +67,8 @@ class EngineConfig:
         max_tokens: default cap on generated tokens when a request does not set one.
         temperature, top_p, top_k, repeat_penalty, repeat_last_n: default sampling.
         tool_temperature: default temperature for requests with tools (calls want precision).
+        metrics: keep llama.cpp's counters (tokens predicted, requests processing, ...) for
+            :meth:`LocalEngine.metrics`.
     """
 
     n_ctx: int = 4096
@@ -79,6 +81,7 @@ class EngineConfig:
     repeat_penalty: float = 1.05
     repeat_last_n: int = 64
     tool_temperature: float = 0.2
+    metrics: bool = False
 
     def __post_init__(self) -> None:
         if self.n_ctx < 256:
@@ -134,6 +137,7 @@ def build_params(
     params.sampling.penalty_last_n = config.repeat_last_n
     params.verbosity = -1 if os.environ.get("AGENTOS_LLAMA_VERBOSE") is None else 3
     params.warmup = True
+    params.endpoint_metrics = config.metrics
     if alias:
         params.model_alias = {alias}
     if port is not None:
@@ -254,6 +258,24 @@ class LocalEngine:
     def n_ctx(self) -> int:
         """Context tokens available to one request."""
         return self.config.n_ctx
+
+    def metrics(self) -> dict[str, float]:
+        """llama.cpp's counters, e.g. ``requests_processing``, ``tokens_predicted_total``.
+
+        They are refreshed by llama.cpp's own loop, so they may lag a request by a moment.
+
+        Raises:
+            UserError: the engine was loaded without ``EngineConfig(metrics=True)``, or closed.
+        """
+        text = self._server_or_raise().handle_metrics()
+        if text.lstrip().startswith("{"):
+            raise UserError(f"{self!r} keeps no metrics: load it with EngineConfig(metrics=True)")
+        values: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith("llamacpp:"):
+                name, _, value = line.removeprefix("llamacpp:").partition(" ")
+                values[name] = float(value)
+        return values
 
     def __repr__(self) -> str:
         return f"LocalEngine({self.name!r}, n_parallel={self.n_parallel}, n_ctx={self.n_ctx})"

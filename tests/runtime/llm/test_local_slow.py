@@ -220,3 +220,43 @@ def test_http_over_context_fails_clearly_and_the_server_keeps_serving(http_serve
     worker.join()
     normal()
     assert len(ok) == 2 and all(ok)
+
+
+def test_a_stream_stopped_early_cancels_decoding_and_frees_the_slot() -> None:
+    import time
+
+    from agentos.runtime.llm.engine import EngineConfig
+
+    engine = LocalEngine(MODEL, EngineConfig(n_parallel=1, n_ctx=1024, metrics=True))
+    try:
+        stream = engine.chat_stream(
+            [{"role": "user", "content": "Count from 1 to 500, one number per line."}], max_tokens=800
+        )
+        for i, _ in enumerate(stream):
+            if i == 3:
+                break
+        stream.close()
+        assert not [t for t in threading.enumerate() if t.name == "agentos-local-stream"]
+        deadline = time.monotonic() + 30  # llama.cpp refreshes its counters in its own loop
+        while engine.metrics()["requests_processing"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        counters = engine.metrics()
+        assert counters["requests_processing"] == 0  # the only slot is free again
+        assert counters["tokens_predicted_total"] < 100  # cancelled, not decoded to 800 tokens
+    finally:
+        engine.close()
+
+
+def test_the_kernel_finds_the_loaded_engines_slots(
+    engine: LocalEngine, tmp_path, allow_model_requests: None  # type: ignore[no-untyped-def]
+) -> None:
+    from agentos import Kernel, load_settings
+    from agentos.runtime.llm.engine import engine_slots, loaded_engine
+
+    assert loaded_engine(MODEL) is engine and loaded_engine(engine.path) is engine
+    assert engine_slots(MODEL) == engine.n_parallel
+    kernel = Kernel(load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path), "AGENTOS_MAX_CONCURRENCY": "7"}))
+    run = kernel.start_run("slots")
+    asyncio.run(kernel.llm(run, "a", f"local/{MODEL}", [{"role": "user", "content": "hi"}], max_tokens=2))
+    assert kernel.scheduler.pool_config(f"llm:local/{MODEL}").max_concurrency == engine.n_parallel
+    kernel.close()
