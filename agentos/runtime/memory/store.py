@@ -427,9 +427,11 @@ class Memory:
             raise UserError(f"diversity must be in [0, 1], got {diversity}")
         names = [namespaces] if isinstance(namespaces, str) else list(dict.fromkeys(namespaces))
         fetch = fetch_k or max(4 * k, 20)
+        vector_fetch = k if mode == "vector" and diversity == 0 and len(names) == 1 else fetch
+        include = ["documents", "metadatas", *(["embeddings"] if diversity > 0 else [])]
         where = _where(filters)
         query_vector = self.embedder.embed([query])[0] if mode != "lexical" else None
-        candidates: dict[tuple[str, str], tuple[str, dict[str, Any], np.ndarray | None]] = {}
+        candidates: dict[tuple[str, str], tuple[str, dict[str, Any], Any]] = {}
         vector_rank: list[tuple[float, tuple[str, str]]] = []
         lexical_rank: list[tuple[float, tuple[str, str]]] = []
         for namespace in names:
@@ -439,25 +441,25 @@ class Memory:
             with self._chroma():
                 if query_vector is not None:
                     found = collection.query(
-                        query_embeddings=[query_vector.tolist()], n_results=fetch, where=where,
-                        include=["documents", "metadatas", "embeddings", "distances"],
+                        query_embeddings=[query_vector], n_results=vector_fetch, where=where,
+                        include=[*include, "distances"],
                     )
+                    vectors = found["embeddings"][0] if diversity > 0 else [None] * len(found["ids"][0])
                     for id_, doc, meta, vec, dist in zip(
                         found["ids"][0], found["documents"][0], found["metadatas"][0],
-                        found["embeddings"][0], found["distances"][0],
+                        vectors, found["distances"][0],
                     ):
-                        candidates[(namespace, id_)] = (doc, meta, np.asarray(vec))
+                        candidates[(namespace, id_)] = (doc, meta, vec)
                         vector_rank.append((1.0 - float(dist), (namespace, id_)))
                 if mode != "vector":
                     scored = self.lexical.search(namespace, query, fetch)
                     if scored:
-                        got = collection.get(
-                            ids=[i for i, _ in scored], where=where,
-                            include=["documents", "metadatas", "embeddings"],
-                        )
+                        got = collection.get(ids=[i for i, _ in scored], where=where,
+                                             include=include)
+                        vectors = got["embeddings"] if diversity > 0 else [None] * len(got["ids"])
                         present = {
-                            i: (d, m, np.asarray(v)) for i, d, m, v in
-                            zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"])
+                            i: (d, m, v) for i, d, m, v in
+                            zip(got["ids"], got["documents"], got["metadatas"], vectors)
                         }
                         for id_, score in scored:
                             if id_ in present:
@@ -477,7 +479,8 @@ class Memory:
             )
         if diversity > 0 and len(fused) > k:
             pool = fused[:fetch]
-            picked = mmr([s for _, s in pool], np.stack([candidates[key][2] for key, _ in pool]),
+            picked = mmr([s for _, s in pool],
+                         np.stack([np.asarray(candidates[key][2]) for key, _ in pool]),
                          k, 1.0 - diversity)
             fused = [pool[i] for i in picked]
         return [

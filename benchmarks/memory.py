@@ -1,0 +1,362 @@
+"""Vector memory: ingest throughput, recall latency at scale, peak RSS, agentos over raw
+chromadb on the same operations, and recall@5 on 20 questions over the Python docs.
+
+Measures, in one run:
+1. ingest throughput with the real embedder (the packaged all-MiniLM-L6-v2 on the CPU, cold
+   cache): ``--ingest-chunks`` chunks of CPython stdlib source through ``Memory.add_chunks``
+   (vectors + BM25 index + write lock) vs the same model + a raw ``collection.add``;
+2. scale, for each of ``--sizes`` (default 10,000 and 100,000 chunks of stdlib source, the
+   sources repeated with a copy number when they run out): insert throughput and recall latency
+   p50/p95 over ``--queries`` queries, agentos vector-only and hybrid vs raw chromadb
+   ``collection.query`` (the same k, the same query embedding function), and peak RSS. The
+   embedder here is ``--scale-embedder``: ``hashing`` (default: a feature-hashing bag of words,
+   384 dimensions, ~0.1 ms a text, so 100k chunks fit in minutes on 2 cores; the vectors are
+   real but weaker than MiniLM's) or ``minilm``. Both sides use the same one, so the ratio is
+   the overhead of agentos itself;
+3. ``--eval``: the 20 questions in ``benchmarks/data/memory_questions.json`` over the Python
+   docs (Debian ``python3.11-doc``): every file the questions cite plus the tutorial, FAQ,
+   HOWTO and language-reference folders are ingested, then recall@5 by source file is counted
+   for hybrid and vector-only recall, on embedded Chroma and (``--server``) a ``chroma run``
+   server this script starts on a free port.
+
+Prints tables and writes benchmarks/results/memory.json.
+
+    python benchmarks/memory.py [--sizes 10000 100000] [--queries 200] [--ingest-chunks 300]
+                                [--eval] [--server] [--skip-scale] [--embedding-cache PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+from rich.console import Console
+from rich.table import Table
+
+from agentos.runtime.memory import CachedEmbedder, Memory, SentenceTransformerEmbedder
+from agentos.runtime.memory.chunking import chunk_file, read_sections
+from agentos.runtime.memory.ingest import ingest
+
+RESULTS = Path(__file__).parent / "results" / "memory.json"
+QUESTIONS = Path(__file__).parent / "data" / "memory_questions.json"
+DOCS = Path("/usr/share/doc/python3.11-doc/html")
+STDLIB = Path(sys.base_prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+DOC_FOLDERS = ("tutorial", "faq", "howto", "reference")
+console = Console()
+
+
+class HashingEmbedder:
+    """Feature hashing of lower-cased words and word pairs into 384 signed buckets, log-scaled
+    counts. Deterministic (BLAKE2b), no model."""
+
+    name = "hashing-384"
+    dim = 384
+
+    def embed(self, texts):  # type: ignore[no-untyped-def]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            words = re.findall(r"\w+", text.lower())
+            for token in words + [f"{a} {b}" for a, b in zip(words, words[1:])]:
+                h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
+                out[row, h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
+        out = np.sign(out) * np.log1p(np.abs(out))
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1.0, norms)
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def stdlib_chunks(n: int) -> list[tuple[str, str, int]]:
+    """``n`` (source, text, position) chunks of stdlib source, repeated with a copy tag if the
+    stdlib has fewer."""
+    base: list[tuple[str, str, int]] = []
+    for path in sorted(STDLIB.glob("*.py")) + sorted(STDLIB.glob("*/*.py")):
+        if "test" in path.parts or "site-packages" in path.parts:
+            continue
+        try:
+            for chunk in chunk_file(path):
+                base.append((str(path), chunk.text, chunk.position))
+        except Exception:  # unparsable files (lib2to3 fixtures, ...) are left out
+            continue
+        if len(base) >= n:
+            break
+    out = list(base[:n])
+    copy = 1
+    while len(out) < n:
+        out += [(f"{s}#copy{copy}", f"{t}\n# copy {copy}", p) for s, t, p in base[: n - len(out)]]
+        copy += 1
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    index = min(len(values) - 1, max(0, math.ceil(q / 100 * len(values)) - 1))
+    return values[index]
+
+
+def raw_client(path: Path):  # type: ignore[no-untyped-def]
+    import chromadb
+    from chromadb.config import Settings
+
+    return chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
+
+
+def raw_collection(client):  # type: ignore[no-untyped-def]
+    return client.get_or_create_collection("raw-bench", embedding_function=None,
+                                           configuration={"hnsw": {"space": "cosine"}})
+
+
+# --- 1. ingest throughput with MiniLM ---------------------------------------------------------
+
+
+def bench_ingest(n: int, work: Path) -> dict:
+    chunks = stdlib_chunks(n)
+    texts = [t for _, t, _ in chunks]
+    model = SentenceTransformerEmbedder()
+    model.embed(["warm up"])  # load the model outside the timing
+    # raw: the same model, then collection.add
+    collection = raw_collection(raw_client(work / "raw-ingest"))
+    start = time.perf_counter()
+    for i in range(0, n, 256):
+        vectors = model.embed(texts[i:i + 256])
+        collection.add(ids=[f"r{j}" for j in range(i, i + len(vectors))], embeddings=vectors,
+                       documents=texts[i:i + 256],
+                       metadatas=[{"source": s, "position": p} for s, _, p in chunks[i:i + 256]])
+    raw_s = time.perf_counter() - start
+    memory = Memory(work / "agentos-ingest", embedder=CachedEmbedder(model, work / "cold.sqlite"))
+    start = time.perf_counter()
+    for i in range(0, n, 256):
+        part = chunks[i:i + 256]
+        memory.add_chunks("global", [f"c{j}" for j in range(i, i + len(part))],
+                          [t for _, t, _ in part], [{"source": s, "position": p} for s, _, p in part])
+    agentos_s = time.perf_counter() - start
+    memory.close()
+    return {"chunks": n, "embedder": model.name, "raw_chunks_per_s": n / raw_s,
+            "agentos_chunks_per_s": n / agentos_s, "overhead": agentos_s / raw_s - 1}
+
+
+# --- 2. scale ---------------------------------------------------------------------------------
+
+
+def bench_scale(size: int, queries: int, work: Path, embedder) -> dict:  # type: ignore[no-untyped-def]
+    chunks = stdlib_chunks(size)
+    texts = [t for _, t, _ in chunks]
+    metas = [{"source": s, "position": p} for s, _, p in chunks]
+    start = time.perf_counter()
+    vectors = embedder.embed(texts)
+    embed_s = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    picks = rng.choice(size, size=queries, replace=False if queries <= size else True)
+    qs = [" ".join(re.findall(r"\w+", texts[i])[:12]) or "def" for i in picks]
+
+    collection = raw_collection(raw_client(work / f"raw-{size}"))
+    start = time.perf_counter()
+    for i in range(0, size, 1000):
+        collection.add(ids=[f"r{j}" for j in range(i, min(i + 1000, size))],
+                       embeddings=vectors[i:i + 1000], documents=texts[i:i + 1000],
+                       metadatas=metas[i:i + 1000])
+    raw_insert = time.perf_counter() - start
+
+    # agentos: same vectors (the cache is pre-filled, so add_chunks embeds nothing new)
+    cached = CachedEmbedder(embedder, None)
+    cached._memo.update({CachedEmbedder.key(t): v for t, v in zip(texts, vectors)})  # noqa: SLF001
+    memory = Memory(work / f"agentos-{size}", embedder=cached)
+    start = time.perf_counter()
+    for i in range(0, size, 1000):
+        memory.add_chunks("global", [f"c{j}" for j in range(i, min(i + 1000, size))],
+                          texts[i:i + 1000], metas[i:i + 1000], batch_size=1000)
+    agentos_insert = time.perf_counter() - start
+    cached._memo.clear()  # noqa: SLF001  queries embed for real on both sides
+
+    raw_query = lambda q: collection.query(query_embeddings=embedder.embed([q]), n_results=5,  # noqa: E731
+                                           include=["documents", "metadatas", "distances"])
+    ops = {
+        "raw_vector": raw_query,
+        "agentos_vector": lambda q: memory.recall("global", q, k=5, mode="vector"),
+        "agentos_hybrid": lambda q: memory.recall("global", q, k=5),
+    }
+    lat: dict[str, list[float]] = {name: [] for name in ops}
+    for q in qs[:20]:  # warm-up, not kept
+        for fn in ops.values():
+            fn(q)
+    for q in qs:  # each query through every op back to back, so load drifts hit all alike
+        for name, fn in ops.items():
+            t = time.perf_counter()
+            fn(q)
+            lat[name].append(time.perf_counter() - t)
+    memory.close()
+    row = {"size": size, "embedder": embedder.name, "embed_s": embed_s,
+           "raw_insert_chunks_per_s": size / raw_insert,
+           "agentos_insert_chunks_per_s": size / agentos_insert,
+           "peak_rss_mib": peak_rss_mib()}
+    for name, values in lat.items():
+        row[f"{name}_p50_ms"] = percentile(values, 50) * 1e3
+        row[f"{name}_p95_ms"] = percentile(values, 95) * 1e3
+    row["vector_overhead_p50"] = row["agentos_vector_p50_ms"] / row["raw_vector_p50_ms"] - 1
+    return row
+
+
+# --- 3. recall@5 on the Python docs -----------------------------------------------------------
+
+
+def eval_corpus(questions: list[dict]) -> list[Path]:
+    files = {DOCS / s for q in questions for s in q["sources"]}
+    for folder in DOC_FOLDERS:
+        files |= set((DOCS / folder).glob("*.html"))
+    return sorted(files)
+
+
+def check_passages(questions: list[dict]) -> None:
+    for q in questions:
+        text = " ".join(" ".join(s.title + " " + s.text for s in read_sections(DOCS / q["sources"][0])).split())
+        if " ".join(q["passage"].split()) not in text:
+            raise SystemExit(f"passage not found in {q['sources'][0]}: {q['passage']!r}")
+
+
+def start_chroma(work: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    binary = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
+    proc = subprocess.Popen([binary, "run", "--path", str(work / "server"), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("chroma run did not start")
+
+
+def bench_eval(work: Path, server: bool, cache: Path | None) -> dict:
+    data = json.loads(QUESTIONS.read_text())
+    questions = data["questions"]
+    check_passages(questions)
+    corpus = eval_corpus(questions)
+    embedder = CachedEmbedder(SentenceTransformerEmbedder(), cache or work / "eval-cache.sqlite")
+    backends = [("embedded", None)]
+    proc = None
+    if server:
+        proc, url = start_chroma(work)
+        backends.append(("server", url))
+    out: dict = {"files": len(corpus), "questions": len(questions), "backends": {}}
+    try:
+        for backend, url in backends:
+            memory = Memory(work / f"eval-{backend}", url=url, embedder=embedder)
+            report = ingest(memory, corpus, "global",
+                            progress=lambda p, d, t: console.print(f"  [{backend}] {d}/{t} {p.name}", end="\r"))
+            console.print()
+            result = {"chunks": memory.count("global"), "ingest_s": report.seconds}
+            for mode in ("hybrid", "vector"):
+                per_question = []
+                for q in questions:
+                    hits = memory.recall("global", q["question"], k=5, mode=mode)
+                    got = [str(Path(h.source).relative_to(DOCS.resolve())) for h in hits if h.source]
+                    per_question.append({"question": q["question"], "hit": any(g in q["sources"] for g in got),
+                                         "top5": got})
+                result[mode] = {"recall_at_5": sum(p["hit"] for p in per_question),
+                                "per_question": per_question}
+            out["backends"][backend] = result
+            memory.close()
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=10)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--ingest-chunks", type=int, default=300)
+    parser.add_argument("--scale-embedder", choices=["hashing", "minilm"], default="hashing")
+    parser.add_argument("--skip-scale", action="store_true", help="only the ingest and eval parts")
+    parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--eval", action="store_true", help="recall@5 on the 20 docs questions")
+    parser.add_argument("--server", action="store_true", help="also evaluate on a Chroma server")
+    parser.add_argument("--embedding-cache", type=Path, help="embedding cache for --eval (reused)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                 "load_avg_start": os.getloadavg()[0]}}
+    with tempfile.TemporaryDirectory(prefix="agentos-membench-") as tmp:
+        work = Path(tmp)
+        if not args.skip_ingest:
+            row = bench_ingest(args.ingest_chunks, work)
+            results["ingest"] = row
+            table = Table("embedder", "chunks", "raw chromadb chunks/s", "agentos chunks/s", "overhead",
+                          title="Ingest throughput (embed + write, cold cache)")
+            table.add_row(row["embedder"], str(row["chunks"]), f"{row['raw_chunks_per_s']:.1f}",
+                          f"{row['agentos_chunks_per_s']:.1f}", f"{row['overhead'] * 100:+.1f} %")
+            console.print(table)
+        if not args.skip_scale:
+            embedder = HashingEmbedder() if args.scale_embedder == "hashing" else SentenceTransformerEmbedder()
+            results["scale"] = []
+            table = Table("chunks", "insert chunks/s raw / agentos", "raw vector p50 / p95 ms",
+                          "agentos vector p50 / p95 ms", "agentos hybrid p50 / p95 ms",
+                          "vector overhead (p50)", "peak RSS MiB",
+                          title=f"Scale (embedder: {embedder.name}; k=5, {args.queries} queries)")
+            for size in args.sizes:
+                row = bench_scale(size, args.queries, work, embedder)
+                results["scale"].append(row)
+                table.add_row(
+                    f"{size:,}",
+                    f"{row['raw_insert_chunks_per_s']:.0f} / {row['agentos_insert_chunks_per_s']:.0f}",
+                    f"{row['raw_vector_p50_ms']:.2f} / {row['raw_vector_p95_ms']:.2f}",
+                    f"{row['agentos_vector_p50_ms']:.2f} / {row['agentos_vector_p95_ms']:.2f}",
+                    f"{row['agentos_hybrid_p50_ms']:.2f} / {row['agentos_hybrid_p95_ms']:.2f}",
+                    f"{row['vector_overhead_p50'] * 100:+.1f} %", f"{row['peak_rss_mib']:.0f}",
+                )
+                console.print(f"  {size:,} chunks done")
+            console.print(table)
+        if args.eval:
+            ev = bench_eval(work, args.server, args.embedding_cache)
+            results["eval"] = ev
+            table = Table("backend", "chunks", "hybrid recall@5", "vector-only recall@5",
+                          title=f"Python docs: {ev['questions']} questions, {ev['files']} files")
+            for backend, r in ev["backends"].items():
+                table.add_row(backend, str(r["chunks"]), f"{r['hybrid']['recall_at_5']}/{ev['questions']}",
+                              f"{r['vector']['recall_at_5']}/{ev['questions']}")
+            console.print(table)
+            for backend, r in ev["backends"].items():
+                for mode in ("hybrid", "vector"):
+                    for p in r[mode]["per_question"]:
+                        if not p["hit"]:
+                            console.print(f"  miss [{backend}/{mode}] {p['question']} -> {p['top5'][:3]}")
+    results["machine"]["load_avg_end"] = os.getloadavg()[0]
+    results["peak_rss_mib"] = peak_rss_mib()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.out.is_dir():
+        args.out = args.out / RESULTS.name
+    args.out.write_text(json.dumps(results, indent=2))
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
