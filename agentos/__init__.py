@@ -15,6 +15,7 @@ __all__ = [
     "Agent",
     "AgentResult",
     "Budget",
+    "Coder",
     "BudgetExceeded",
     "Crew",
     "Kernel",
@@ -33,6 +34,7 @@ _EXPORTS = {
     "Agent": "agentos.agents.base",
     "AgentResult": "agentos.agents.base",
     "Budget": "agentos.runtime.scheduler",
+    "Coder": "agentos.agents.coder",
     "BudgetExceeded": "agentos.errors",
     "Crew": "agentos.crew",
     "Kernel": "agentos.runtime.kernel",
@@ -48,6 +50,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from agentos.agents.base import Agent, AgentResult
+    from agentos.agents.coder import Coder
     from agentos.config import load_settings
     from agentos.crew import Crew
     from agentos.errors import BudgetExceeded, UserError

@@ -38,12 +38,13 @@ __all__ = ["Coder", "CoderResult", "Workspace"]
 _MAX_FILE_BYTES = 1_000_000
 _MAX_READ_CHARS = 20_000
 _TEST_TAIL_CHARS = 3_000
+_SHOW_FILE_CHARS = 4_000  # given files up to this size are shown in the task
 _SKIP_DIRS = {"__pycache__", ".pytest_cache"}
 
 _INSTRUCTIONS = """\
-You work in a workspace directory through your tools: list_files, read_file, write_file (a whole \
-file), edit_file (replace one exact snippet), run_python (run a .py file of the workspace) and \
-run_tests (pytest on the workspace). Paths are relative to the workspace, e.g. 'solution.py'.
+You work in a workspace directory through your tools: write_file (a whole file), edit_file \
+(replace one exact snippet), read_file, list_files, run_tests (pytest on the workspace) and \
+run_python (run a .py file of the workspace). Paths are relative to the workspace, e.g. 'solution.py'.
 Tests are pytest files named test_*.py that import the code (from solution import ...). If the \
 task gives no tests, write them first, from the task's examples.
 After each change run run_tests, read the failures, fix the code and run the tests again. When \
@@ -90,6 +91,7 @@ class Workspace:
         self.isolation: IsolationMode = isolation
         self.last_tests: SandboxResult | None = None
         self.test_runs = 0
+        self.changed = True  # a file changed since the last test run
 
     def path(self, relative: str) -> Path:
         """The absolute path of ``relative``, symlinks resolved.
@@ -156,6 +158,7 @@ class Workspace:
             raise ToolRetry(f"{path!r} is a directory")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
+        self.changed = True
         return f"wrote {path} ({len(data)} bytes, {content.count(chr(10)) + 1} lines)"
 
     def edit_file(self, path: str, search: str, replace: str) -> str:
@@ -171,6 +174,7 @@ class Workspace:
                 "(copy it from read_file), or rewrite the file with write_file"
             )
         target.write_text(text.replace(search, replace, 1))
+        self.changed = True
         return f"edited {path}: replaced {search.count(chr(10)) + 1} line(s)"
 
     def run_python(self, path: str) -> dict[str, Any]:
@@ -190,13 +194,18 @@ class Workspace:
         argv = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--color=no"]
         if path:
             argv.append(self.path(path).relative_to(self.root).as_posix())
+        unchanged = not self.changed and self.last_tests is not None
         result = run(argv, self.root, limits=self.limits, isolation=self.isolation)
         self.last_tests = result
         self.test_runs += 1
+        self.changed = False
         brief = _brief(result, tail=_TEST_TAIL_CHARS)
         brief["passed"] = result.returncode == 0
         if result.returncode == 5:
             brief["note"] = "no tests were collected: write test_*.py files with test_ functions"
+        elif result.returncode != 0 and unchanged:
+            brief["note"] = ("no file changed since the last test run, so the tests fail the same "
+                             "way: change the code with write_file or edit_file first")
         return brief
 
     def tools(self) -> list[Tool]:
@@ -250,8 +259,8 @@ class Workspace:
             """
             return ws.run_tests(path)
 
-        return [tool(fn) for fn in (list_files, read_file, write_file, edit_file, run_python,
-                                    run_tests)]
+        return [tool(fn) for fn in (write_file, edit_file, read_file, list_files, run_tests,
+                                    run_python)]
 
 
 def _brief(result: SandboxResult, *, tail: int) -> dict[str, Any]:
@@ -492,8 +501,13 @@ def _passed(workspace: Workspace) -> bool:
 def _task_prompt(task: str, files: Mapping[str, str] | None) -> str:
     if not files:
         return task + "\n\nNo tests are given: write them first (test_*.py), then the code."
-    listing = "\n".join(f"- {path}" for path in files)
-    return f"{task}\n\nThe workspace already has these files (read them first):\n{listing}"
+    shown = []
+    for path, content in files.items():
+        if len(content) <= _SHOW_FILE_CHARS:
+            shown.append(f"{path}:\n```\n{content.rstrip()}\n```")
+        else:
+            shown.append(f"{path} ({len(content)} chars: read it with read_file)")
+    return task + "\n\nThe workspace already has these files:\n" + "\n".join(shown)
 
 
 def _feedback(workspace: Workspace) -> str:

@@ -67,7 +67,7 @@ def test_given_tests_are_seeded_as_syscalls_and_the_prompt_lists_them(kernel: Ke
                                 files={"test_solution.py": TESTS})
     assert result.ok and result.tests_passed
     assert _tool_syscalls(kernel, result.run_id)[0] == ("write_file", "ok")
-    assert "- test_solution.py" in llm.calls[0][-1]["content"]
+    assert f"test_solution.py:\n```\n{TESTS.rstrip()}\n```" in llm.calls[0][-1]["content"]
 
 
 def test_paths_leaving_the_workspace_are_refused_back_to_the_llm(
