@@ -32,6 +32,7 @@ __all__ = [
     "redis_servers_fixture",
     "redis_url",
     "running_redis",
+    "xvfb_or_fail",
 ]
 
 REDIS_BINARIES: list[RedisBinary] = redis_servers()
@@ -69,6 +70,19 @@ def redis_report_lines() -> list[str]:
     lines = [f"redis-server: {default}"]
     lines += [f"redis-server (bus suites also run on): {b}" for b in others]
     return lines
+
+
+def xvfb_or_fail() -> str:
+    """The ``Xvfb`` binary, or fail the test with the command that installs it (never a skip:
+    the desktop tests run in the default suite, on a real X server)."""
+    import shutil
+
+    found = shutil.which("Xvfb")
+    if found is None:
+        pytest.fail("no Xvfb on PATH: the desktop tests need it. Install it: apt-get install -y "
+                    "xvfb x11-apps xdotool tesseract-ocr mousepad galculator (or run "
+                    "./system-packages.sh as root)", pytrace=False)
+    return found
 
 
 def _free_port() -> int:
