@@ -184,6 +184,15 @@ def _mount_crew() -> None:
 _mount_crew()
 
 
+def _mount_mcp() -> None:
+    from agentos._cli_mcp import mcp_app
+
+    app.add_typer(mcp_app, name="mcp")
+
+
+_mount_mcp()
+
+
 def _mount_desktop() -> None:
     from agentos._cli_desktop import desktop_app, replay_command
 

@@ -14,17 +14,43 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agentos.errors import ConfigError
 
-__all__ = ["DEFAULT_MODEL", "Settings", "data_dir", "load_settings"]
+__all__ = ["DEFAULT_MODEL", "MCPServerConfig", "Settings", "data_dir", "load_settings"]
 
 DEFAULT_MODEL = "local/qwen2.5-coder-1.5b"
 
 
 def _default_data_dir() -> Path:
     return Path.home() / ".agentos"
+
+
+class MCPServerConfig(BaseModel):
+    """One ``[[mcp_servers]]`` table: an MCP server whose tools agents can use.
+
+    Give ``command`` (a process spoken to over stdio) or ``url`` (streamable HTTP), not both.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="names the server in errors")
+    command: str | None = Field(None, min_length=1, description="executable to start")
+    args: list[str] = Field(default_factory=list, description="its arguments")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
+    cwd: str | None = None
+    url: str | None = Field(None, pattern=r"^https?://.+", description="streamable HTTP endpoint")
+    prefix: str = Field("", description="prepended to its tool names (avoids name clashes)")
+    tools: list[str] | None = Field(None, description="only these of its tools; unset: all")
+    startup_timeout_s: float = Field(30.0, gt=0, description="to start and list its tools")
+    call_timeout_s: float = Field(120.0, gt=0, description="per tool call")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> MCPServerConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError(f"MCP server {self.name!r} needs exactly one of `command` or `url`")
+        return self
 
 
 class Settings(BaseModel):
@@ -53,6 +79,9 @@ class Settings(BaseModel):
     budget_tokens: int | None = Field(None, ge=0)
     budget_cost: float | None = Field(None, ge=0)
     budget_wall_s: float | None = Field(None, gt=0)
+    mcp_servers: list[MCPServerConfig] = Field(default_factory=list, description=(
+        "MCP servers whose tools agents can use ([[mcp_servers]] tables: name, command and "
+        "args, or url)"))
     # No energy budget setting: Completion.energy_j is 0 for every real model until an energy
     # meter fills it, so such a budget could never trigger (Budget(energy_j=...) documents this).
 

@@ -118,6 +118,7 @@ class Kernel:
         self._clock = clock
         self._bus = bus
         self._registry = registry
+        self._mcp: list[Any] | None = None  # MCP server connections, once the registry is used
         self._llms: dict[str, LLM] = {}
         self._runs: dict[str, Run] = {}
         self._memory = memory
@@ -128,9 +129,16 @@ class Kernel:
 
     @property
     def registry(self) -> ToolRegistry:
-        """Tools known by name: built-ins and ``agentos.tools`` entry points (loaded once)."""
+        """Tools known by name: built-ins and ``agentos.tools`` entry points (loaded once), and
+        the tools of the ``[[mcp_servers]]`` in the settings (started on first use)."""
         if self._registry is None:
             self._registry = ToolRegistry(discover=True)
+        if self._mcp is None:
+            self._mcp = []
+            if self.settings.mcp_servers:  # [[mcp_servers]]: started now, stopped in aclose
+                from agentos.interop.mcp_client import connect_servers
+
+                self._mcp = connect_servers(self.settings.mcp_servers, self._registry)
         return self._registry
 
     @property
@@ -615,7 +623,11 @@ class Kernel:
                                   detail=detail)
 
     async def aclose(self) -> None:
-        """Close the bus (if one was opened), the memory it opened, and the run store."""
+        """Close the bus (if one was opened), the memory it opened, the MCP servers it started,
+        and the run store."""
+        for connection in self._mcp or ():
+            await asyncio.to_thread(connection.close)
+        self._mcp = None
         if self._bus is not None and not self._bus.closed:
             await self._bus.close()
         if self._owns_memory and self._memory is not None:
