@@ -26,9 +26,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-tools_app = typer.Typer(help="Tools agents can call.", no_args_is_help=True)
 runs_app = typer.Typer(help="Runs in the run store.", no_args_is_help=True)
 config_app = typer.Typer(help="Settings.", no_args_is_help=True)
+
+from agentos._cli_tools import tools_app  # noqa: E402  (list, show, new)
+
 app.add_typer(tools_app, name="tools")
 app.add_typer(runs_app, name="runs")
 app.add_typer(config_app, name="config")
@@ -90,20 +92,6 @@ def run(
         )
     if not result.ok:
         raise typer.Exit(1)
-
-
-@tools_app.command("list")
-def tools_list() -> None:
-    """Show registered tools: built-ins and entry-point plug-ins."""
-    from agentos.runtime.registry import ToolRegistry
-
-    registry = ToolRegistry(discover=True)
-    table = Table("name", "description", "source")
-    for t in sorted(registry, key=lambda t: t.name):
-        table.add_row(t.name, t.description, registry.source(t.name))
-    console.print(table)
-    for problem in registry.plugin_errors:
-        err.print(f"[yellow]plug-in {problem.entry_point} failed to load: {problem.error}[/]")
 
 
 @runs_app.command("list")
