@@ -357,7 +357,7 @@ class Crew:
             update: dict[str, Any] = {}
             if _HALT not in stops:
                 update["stops"] = {task.name: f"skipped: already ran {task.max_visits} times"}
-            return self._handoff_command(task, {**state, **update}, update, routed=False)
+            return self._handoff_command(task, {**state, **update}, update)
         scope = JournaledKernel(ctx.kernel, ctx.journal, f"{task.name}/{visit}",
                                 approve_tools=self.approve_tools, rerun_tools=self.rerun_tools)
         inputs = await self._inbox(ctx, task, state)
@@ -433,10 +433,11 @@ class Crew:
             except BudgetExceeded as exc:  # the run is out of budget: the crew stops here
                 update["stops"] = {**update.get("stops", {}), _HALT: f"{task.name}: {exc}"}
                 targets = []
-        return self._handoff_command(task, after, update, routed=True, targets=targets)
+        return self._handoff_command(task, after, update, targets=targets)
 
     def _handoff_command(self, task: Task, after: Mapping[str, Any], update: dict[str, Any], *,
-                         routed: bool, targets: list[str] | None = None) -> Any:
+                         targets: list[str] | None = None) -> Any:
+        """The node's return value: the update, plus where to go for a self-routing task."""
         if not self.graph.routes_itself(task.name):
             return update
         from langgraph.graph import END
