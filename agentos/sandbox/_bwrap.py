@@ -38,7 +38,6 @@ __all__ = [
     "build",
     "check_available",
     "interpreter_roots",
-    "path_inside",
 ]
 
 SANDBOX_UID = 65534
@@ -114,9 +113,9 @@ def _sensitive(data_dir: Path | None) -> list[Path]:
 
 
 def _check_roots(roots: list[Path], workdir: Path, data_dir: Path | None) -> None:
-    home = Path.home().resolve()
+    guarded_paths = [Path.home().resolve()] + ([data_dir.resolve()] if data_dir else [])
     for root in [*roots, workdir]:
-        for guarded in (home, *( [data_dir.resolve()] if data_dir else [] )):
+        for guarded in guarded_paths:
             if root == guarded or root in guarded.parents:
                 what = "workspace" if root == workdir else "interpreter prefix"
                 raise SandboxUnavailable(
@@ -125,11 +124,6 @@ def _check_roots(roots: list[Path], workdir: Path, data_dir: Path | None) -> Non
                        "workspaces/)." if root == workdir else
                        "Use a Python installed in a prefix of its own (a venv, pyenv or /usr).")
                 )
-
-
-def path_inside(path: Path, workdir: Path) -> str:
-    """Where ``path`` (inside ``workdir``) appears in the sandbox."""
-    return str(Path(WORKSPACE) / path.resolve().relative_to(workdir.resolve()))
 
 
 def _ro_binds(binds: list[tuple[Path, Path]], made: set[Path]) -> list[str]:
@@ -227,7 +221,7 @@ def build(
     return Command([bwrap, "--args", "@args", *tail], opts, data, status, as_root)
 
 
-def check_available(probe: list[str] | None = None) -> None:
+def check_available() -> None:
     """Run ``true`` in the full sandbox once per process (per bwrap path and uid).
 
     Raises:

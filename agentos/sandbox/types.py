@@ -3,7 +3,7 @@ including exactly which isolation applied (:class:`Isolation`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from agentos.errors import UserError
@@ -122,7 +122,7 @@ class SandboxResult:
     isolation: Isolation
     killed_by: str | None = None
     output_truncated: bool = False
-    signal: str | None = field(default=None)
+    signal: str | None = None
 
     @property
     def ok(self) -> bool:

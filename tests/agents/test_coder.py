@@ -154,3 +154,16 @@ def test_local_model_writes_a_tiny_function_that_passes_given_tests(
                        "has the tests.", kernel=kernel, files={"test_solution.py": tests})
     assert result.tests_passed, (result.summary, result.test_output, result.error)
     assert "solution.py" in result.files
+
+
+def test_rerunning_failing_tests_without_a_change_says_so(kernel: Kernel) -> None:
+    llm = ScriptedLLM([
+        call("write_file", path="solution.py", content=BUGGY),
+        call("write_file", path="test_solution.py", content=TESTS),
+        call("run_tests"),
+        call("run_tests"),
+    ])
+    result = Coder(llm=llm, max_steps=4).run("Write add.", kernel=kernel)
+    first, second = [c.output for s in result.steps for c in s.tool_calls if c.name == "run_tests"]
+    assert "no file changed since the last test run" not in first
+    assert "no file changed since the last test run" in second
