@@ -493,7 +493,9 @@ class Kernel:
         A tool's ``concurrency`` caps its pool; the pool keeps its policy and rate limits. A
         sync tool runs in a worker thread, which cannot be stopped: when its syscall times out or
         is cancelled while the thread runs, the syscall is recorded with outcome ``abandoned``,
-        the error says so, and the thread's eventual result is discarded.
+        the error says so, and the thread's eventual result is discarded. A tool with
+        ``run_in="process"`` runs in a child process instead, which is killed then (outcome
+        ``timeout`` or ``cancelled``: it really stopped).
 
         Args:
             run: the run the call belongs to (budgets, records).
@@ -513,6 +515,8 @@ class Kernel:
             ToolFailed: the tool raised; the original exception is ``__cause__``.
             BudgetExceeded: the run or agent is out of budget.
             SyscallTimeout, Cancelled: the call ran out of time or its run was cancelled.
+            UserError: a ``run_in="process"`` tool a child process cannot import (defined
+                inside a function); raised before anything is queued or recorded.
         """
         registry = registry or self.registry
         now = self._clock()
@@ -528,10 +532,18 @@ class Kernel:
             config = self.scheduler.pool_config(resource)
             if config.max_concurrency > t.concurrency:
                 self.scheduler.configure(resource, replace(config, max_concurrency=t.concurrency))
-        thread = None if t.is_async else _ToolThread(t, values)
+        thread = None if t.is_async or t.run_in == "process" else _ToolThread(t, values)
+        if t.run_in == "process":
+            from agentos.runtime._tool_process import process_target
+
+            process_target(t)  # a tool the child cannot import is misuse: raised before it queues
 
         async def invoke() -> Any:
             try:
+                if t.run_in == "process":
+                    from agentos.runtime._tool_process import run_in_process
+
+                    return await run_in_process(t, values)  # killed if this is cancelled
                 if thread is None:
                     return await t.ainvoke(values)
                 return await asyncio.to_thread(thread.run)

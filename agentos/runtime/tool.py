@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import re
 from collections.abc import Callable
-from typing import Any, ClassVar, get_type_hints, overload
+from typing import Any, ClassVar, Literal, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
@@ -47,6 +47,11 @@ class Tool:
             the model forbids them, as :func:`tool`'s models do).
         concurrency: at most this many calls of the tool run at once: it caps the tool's
             scheduler pool ``tool:<name>``; ``None`` leaves the pool's limit as configured.
+        run_in: where the kernel runs a call. ``"thread"`` (default): sync tools in a worker
+            thread, async ones on the event loop. ``"process"``: a child process per call,
+            killed when the syscall times out or is cancelled, so the work really stops; the
+            tool (defined at module level), its arguments and its result must pickle, and
+            each call pays for a fresh interpreter (about a second).
 
     Raises:
         UserError: (when instantiated) ``name`` or ``Args`` is missing, or ``name`` is invalid.
@@ -56,9 +61,12 @@ class Tool:
     description: ClassVar[str] | str = ""
     Args: ClassVar[type[BaseModel]] | type[BaseModel]
     concurrency: int | None = None
+    run_in: Literal["thread", "process"] = "thread"
 
     def __init__(self) -> None:
         cls = type(self)
+        if self.run_in not in ("thread", "process"):
+            raise UserError(f"tool {cls.__name__}: run_in must be 'thread' or 'process', got {self.run_in!r}")
         if not getattr(self, "name", ""):
             raise UserError(f"tool class {cls.__name__} must set `name`")
         if not getattr(self, "Args", None):
@@ -169,8 +177,10 @@ class FunctionTool(Tool):
         name: str | None = None,
         description: str | None = None,
         concurrency: int | None = None,
+        run_in: Literal["thread", "process"] = "thread",
     ) -> None:
         self.fn = fn
+        self.run_in = run_in
         self.name = name or fn.__name__
         summary, arg_docs = _parse_docstring(inspect.getdoc(fn) or "")
         self.description = description or summary or self.name
@@ -191,7 +201,11 @@ class FunctionTool(Tool):
 def tool(fn: Callable[..., Any], /) -> FunctionTool: ...
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None, concurrency: int | None = None
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    concurrency: int | None = None,
+    run_in: Literal["thread", "process"] = "thread",
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -200,6 +214,7 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     concurrency: int | None = None,
+    run_in: Literal["thread", "process"] = "thread",
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Make a tool from a typed function; its docstring becomes the spec.
 
@@ -220,12 +235,17 @@ def tool(
             '''
             return a + b
 
+    ``concurrency`` and ``run_in`` are :class:`Tool`'s attributes of those names.
+
     Raises:
-        UserError: a parameter has no type hint, or the name is not a valid tool name.
+        UserError: a parameter has no type hint, the name is not a valid tool name, or
+            ``run_in`` is neither ``"thread"`` nor ``"process"``.
     """
 
     def build(f: Callable[..., Any]) -> FunctionTool:
-        return FunctionTool(f, name=name, description=description, concurrency=concurrency)
+        return FunctionTool(
+            f, name=name, description=description, concurrency=concurrency, run_in=run_in
+        )
 
     return build(fn) if fn is not None else build
 

@@ -26,6 +26,29 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+@tool(name="pid_in_process", run_in="process")
+def pid_in_process(x: int) -> list[int]:
+    """Twice x and the id of the process that computed it."""
+    import os
+
+    from agentos.errors import ToolRetry
+
+    if x < 0:
+        raise ToolRetry("x must be >= 0")
+    return [2 * x, os.getpid()]
+
+
+@tool(name="sleep_in_process", run_in="process")
+def sleep_in_process(pid_file: str) -> str:
+    """Write this process's id to pid_file, then sleep a minute."""
+    import os
+    import time
+
+    Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(60)
+    return "woke up"
+
+
 def test_every_syscall_is_recorded_with_usage(kernel: Kernel) -> None:
     llm = ScriptedLLM([call("add", a=2, b=3), "5"])
     result = Agent("calc", llm=llm, tools=[add]).run("2+3?", kernel=kernel)
@@ -394,3 +417,58 @@ def test_an_async_tool_that_times_out_is_stopped_not_abandoned(kernel: Kernel) -
     assert "abandoned" not in str(info.value) and stopped == [True]
     [row] = kernel.store.syscalls(run.id)
     assert row.outcome == "timeout"
+
+
+def test_a_process_tool_runs_in_another_process_and_its_corrections_come_back(kernel: Kernel) -> None:
+    import os
+
+    from agentos.errors import ToolRetry
+
+    registry = ToolRegistry([pid_in_process])
+    run = kernel.start_run("process")
+    doubled, pid = asyncio.run(kernel.call_tool(run, "a", "pid_in_process", {"x": 2}, registry=registry))
+    assert doubled == 4 and pid != os.getpid()
+    with pytest.raises(ToolRetry, match="x must be >= 0"):
+        asyncio.run(kernel.call_tool(run, "a", "pid_in_process", {"x": -1}, registry=registry))
+
+
+def test_a_cancelled_process_tool_is_killed_not_abandoned(kernel: Kernel, tmp_path: Path) -> None:
+    import os
+    import time
+
+    from agentos.errors import Cancelled
+
+    pid_file = tmp_path / "pid"
+
+    async def main() -> None:
+        run = kernel.start_run("kill-me")
+        call = asyncio.ensure_future(kernel.call_tool(
+            run, "a", "sleep_in_process", {"pid_file": str(pid_file)},
+            registry=ToolRegistry([sleep_in_process]),
+        ))
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() and time.monotonic() < deadline:  # the child has started
+            await asyncio.sleep(0.05)
+        assert kernel.cancel(run) == 1
+        with pytest.raises(Cancelled):
+            await call
+        [row] = kernel.store.syscalls(run.id)
+        assert row.outcome == "cancelled" and "abandoned" not in row.detail
+
+    asyncio.run(main())
+    with pytest.raises(ProcessLookupError):  # killed and reaped, not sleeping on
+        os.kill(int(pid_file.read_text()), 0)
+
+
+def test_a_process_tool_that_cannot_be_imported_is_refused_before_it_runs(kernel: Kernel) -> None:
+    from agentos.errors import UserError
+
+    @tool(name="nested", run_in="process")
+    def nested() -> str:
+        """Defined inside a test: a child process cannot import it."""
+        return "never"
+
+    run = kernel.start_run("nested")
+    with pytest.raises(UserError, match="define it at module level"):
+        asyncio.run(kernel.call_tool(run, "a", "nested", {}, registry=ToolRegistry([nested])))
+    assert kernel.store.syscalls(run.id) == []
