@@ -17,20 +17,31 @@ __all__ = ["make_run_python", "run_python"]
 
 _MAX_TIMEOUT_S = 60.0
 
+_LIMITS = (
+    "limits of {cpu_s} CPU-seconds, {memory_mb} MiB memory, {file_mb} MiB per file, "
+    "{processes} processes and the timeout (at most 60 s)"
+)
 _BWRAP_DESCRIPTION = (
     "Run a complete Python program in a sandbox and return its exit code, output and the "
     "isolation that applied. Sandbox: bubblewrap with no network (not even the host's "
-    "loopback), no host files except the Python interpreter and its libraries (read-only), a "
+    "loopback), no host files except /usr and the Python interpreter with its libraries "
+    "(read-only), a "
     "fresh empty working directory and /tmp, an unprivileged user, no environment secrets; "
-    "limits of 20 CPU-seconds, 1 GiB memory, 64 MiB per file, 64 processes and the timeout "
-    "(at most 60 s)."
+    + _LIMITS + "."
 )
 _RLIMITS_ONLY_DESCRIPTION = (
     "Run a complete Python program and return its exit code, output and the isolation that "
     "applied. WARNING, weak isolation (rlimits-only): the program runs as the agentos user, "
-    "can read that user's files and can use the network; only limits of 20 CPU-seconds, 1 GiB "
-    "memory, 64 MiB per file, 64 processes and the timeout (at most 60 s) apply."
+    "can read that user's files and can use the network; only " + _LIMITS + " apply."
 )
+
+
+def _describe(template: str) -> str:
+    from agentos.sandbox import Limits
+
+    defaults = Limits()
+    return template.format(cpu_s=defaults.cpu_s, memory_mb=defaults.memory_mb,
+                           file_mb=defaults.file_mb, processes=defaults.processes)
 
 
 def _run(code: str, timeout_s: float, isolation: str) -> dict[str, Any]:
@@ -71,7 +82,7 @@ def make_run_python(isolation: str = "bwrap") -> FunctionTool:
         """
         return _run(code, timeout_s, isolation)
 
-    return tool(run_python, name="run_python", description=descriptions[isolation],
+    return tool(run_python, name="run_python", description=_describe(descriptions[isolation]),
                 concurrency=2)
 
 
