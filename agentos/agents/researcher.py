@@ -150,7 +150,7 @@ _ANSWER = (
     "Sources:\n{sources}\n\n"
     "Reply with only a JSON object, no other text:\n"
     '{{"answer": "<the answer in a few sentences>", "claims": [{{"claim": "<one fact the answer '
-    'states>", "source": "<the source label, e.g. S1>", "quote": "<5 to 20 words copied exactly '
+    'states>", "source": "<the source label, e.g. S1>", "quote": "<5 to 12 words copied exactly '
     'from that source>"}}]}}\n'
     "Every fact in the answer must be a claim with a source and an exact quote."
 )
@@ -341,9 +341,7 @@ class Researcher(Agent):
                 break
             if attempt + 1 < self.max_attempts:
                 messages += [{"role": "assistant", "content": reply}, {
-                    "role": "user", "content": f"That reply failed the citation check: "
-                    f"{report.error}. Reply again with only the JSON object; copy every quote "
-                    "word for word from the source it names."}]
+                    "role": "user", "content": _feedback(report, labels)}]
         if report.status == "succeeded":
             for citation in report.citations:
                 report.findings.append(await memory.remember(
@@ -352,6 +350,33 @@ class Researcher(Agent):
                      "cited_source": citation.source or "", "question": question[:300],
                      "run_id": run.id},
                 ))
+
+
+def _closest_sentence(quote: str, text: str) -> str:
+    """The sentence of ``text`` most like ``quote`` (to show the LLM what the source says)."""
+    import difflib
+
+    sentences = [x.strip() for x in re.split(r"(?<=[.!?])\s+|\n+", text) if len(x.split()) >= 3]
+    if not sentences:
+        return ""
+    return max(sentences, key=lambda x: difflib.SequenceMatcher(None, quote.lower(), x.lower()).ratio())
+
+
+def _feedback(report: ResearchReport, labels: Mapping[str, str]) -> str:
+    """What failed the check, as a message to the LLM; for a quote that is not in its source,
+    the sentence of that source closest to it (the check itself stays exact)."""
+    by_id = {chunk_id: label for label, chunk_id in labels.items()}
+    lines = [f"That reply failed the citation check: {report.error}."]
+    for problem in report.problems:
+        citation = problem.citation
+        hit = report.retrieved.get(citation.chunk_id)
+        if hit is not None and "does not appear" in problem.reason:
+            closest = _closest_sentence(citation.quote, hit.text)
+            lines.append(f'- the quote "{citation.quote}" is not in {by_id.get(hit.id, hit.id)}; '
+                         f'its closest sentence there is: "{closest}"')
+    lines.append("Reply again with only the JSON object; every quote must be copied word for "
+                 "word from the source it names.")
+    return "\n".join(lines)
 
 
 def _where(hit: Hit) -> str:

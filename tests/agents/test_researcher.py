@@ -121,6 +121,8 @@ def test_the_second_answer_can_fix_what_the_check_found(kernel: Kernel) -> None:
         if len(messages) == 2:
             return bad
         assert "failed the citation check" in messages[-1]["content"]
+        assert 'the quote "invoices arrive whenever" is not in S1; its closest sentence there is: "' \
+            in messages[-1]["content"]
         sources = _sources(messages[:2])
         label = next(l for l, t in sources.items() if "Invoices" in t)
         return _reply("Invoices are issued on the third business day.", [{
