@@ -99,3 +99,14 @@ tasks:
 """
     crew = load_crew(text, kernel=yaml_kernel)
     assert crew.graph.start == ["x", "y"] and crew.graph.predecessors("z") == ["x", "y"]
+
+
+def test_the_shipped_yaml_crew_loads_against_the_built_in_tools(tmp_path: Path) -> None:
+    from agentos import load_settings
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "crew_tasks" / "pair.yaml"
+    kernel = Kernel(load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path)}))  # discovered tools
+    crew = load_crew(example, kernel=kernel)
+    assert crew.name == "pair-programming" and crew.graph.start == ["write"]
+    assert crew.graph.routes_itself("write") and crew.graph.routes_itself("test")
+    kernel.close()
