@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agentos.errors import ConfigError
+from agentos.runtime.permissions import ToolPermissions
 
 __all__ = ["DEFAULT_MODEL", "MCPServerConfig", "Settings", "data_dir", "load_settings"]
 
@@ -79,6 +80,9 @@ class Settings(BaseModel):
     budget_tokens: int | None = Field(None, ge=0)
     budget_cost: float | None = Field(None, ge=0)
     budget_wall_s: float | None = Field(None, gt=0)
+    tool_permissions: dict[str, ToolPermissions] = Field(default_factory=dict, description=(
+        "per tool name: approval, agents, timeout_s, concurrency, max_output_chars "
+        "([tool_permissions.NAME] tables)"))
     mcp_servers: list[MCPServerConfig] = Field(default_factory=list, description=(
         "MCP servers whose tools agents can use ([[mcp_servers]] tables: name, command and "
         "args, or url)"))

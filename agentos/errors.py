@@ -28,6 +28,7 @@ __all__ = [
     "RunError",
     "SandboxUnavailable",
     "SyscallTimeout",
+    "ToolDenied",
     "ToolFailed",
     "ToolRetry",
     "ToolSourceUnavailable",
@@ -190,6 +191,12 @@ class MemoryUnavailable(RunError):
 
 class ToolFailed(RunError):
     """A tool raised. The agent loop reports it to the LLM; the original error is ``__cause__``."""
+
+
+class ToolDenied(ToolFailed):
+    """The kernel refused a tool call under the tool's permissions (an agent it is not allowed
+    to, approval rejected or no approver set); recorded as a ``denied`` syscall. The agent loop
+    reports it to the LLM like any tool failure."""
 
 
 # --- loop signals -----------------------------------------------------------------------------

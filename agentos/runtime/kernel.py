@@ -22,12 +22,14 @@ from agentos.errors import (
     InvalidToolCall,
     ProviderError,
     SyscallTimeout,
+    ToolDenied,
     ToolFailed,
     ToolRetry,
     UnknownTool,
 )
 from agentos.runtime.llm.gateway import resolve_llm
 from agentos.runtime.llm.types import LLM, Completion, Message, estimate_tokens
+from agentos.runtime.permissions import Approver, ToolPermissions, cap_output
 from agentos.runtime.registry import ToolRegistry
 from agentos.runtime.scheduler import (
     Budget,
@@ -118,6 +120,8 @@ class Kernel:
         self._clock = clock
         self._bus = bus
         self._registry = registry
+        self.tool_permissions: dict[str, ToolPermissions] = dict(settings.tool_permissions)
+        self.approver: Approver | None = None  # asked before calls of tools that need approval
         self._mcp: list[Any] | None = None  # MCP server connections, once the registry is used
         self._llms: dict[str, LLM] = {}
         self._runs: dict[str, Run] = {}
@@ -513,6 +517,9 @@ class Kernel:
             UnknownTool, InvalidToolCall: the call is wrong (recorded as ``invalid``); the agent
                 loop sends the message back to the LLM.
             ToolFailed: the tool raised; the original exception is ``__cause__``.
+            ToolDenied: :attr:`tool_permissions` refused the call (an agent not allowed, approval
+                rejected or no :attr:`approver`); recorded as ``denied``, nothing ran. A
+                permission's ``timeout_s``, ``concurrency`` and ``max_output_chars`` also apply.
             BudgetExceeded: the run or agent is out of budget.
             SyscallTimeout, Cancelled: the call ran out of time or its run was cancelled.
             UserError: a ``run_in="process"`` tool a child process cannot import (defined
@@ -527,11 +534,19 @@ class Kernel:
             self._record(run, agent, "tool", f"tool:{name}", name, now, 0.0, 0.0, 0, "invalid",
                          error=str(error), detail={"arguments": arguments})
             raise
+        permissions = self.tool_permissions.get(name)
+        limit = t.concurrency
+        if permissions is not None:
+            await self._permit(run, agent, name, arguments, permissions, now)
+            if permissions.timeout_s is not None:
+                timeout = min(timeout or self.settings.timeout_s, permissions.timeout_s)
+            if permissions.concurrency is not None:
+                limit = min(limit or permissions.concurrency, permissions.concurrency)
         resource = f"tool:{name}"
-        if t.concurrency is not None:
+        if limit is not None:
             config = self.scheduler.pool_config(resource)
-            if config.max_concurrency > t.concurrency:
-                self.scheduler.configure(resource, replace(config, max_concurrency=t.concurrency))
+            if config.max_concurrency > limit:
+                self.scheduler.configure(resource, replace(config, max_concurrency=limit))
         thread = None if t.is_async or t.run_in == "process" else _ToolThread(t, values)
         if t.run_in == "process":
             from agentos.runtime._tool_process import process_target
@@ -556,10 +571,44 @@ class Kernel:
                     f"tool {name}{source} failed: {type(error).__name__}: {error}"
                 ) from error
 
-        return await self.syscall(
+        value = await self.syscall(
             run, agent, "tool", resource, invoke, name=name, timeout=timeout, priority=priority,
             detail={"arguments": arguments}, abandon=thread.abandon if thread else None,
         )
+        if permissions is not None and permissions.max_output_chars is not None:
+            value, _ = cap_output(value, permissions.max_output_chars)
+        return value
+
+    async def _permit(self, run: Run, agent: str, name: str, arguments: dict[str, Any],
+                      permissions: ToolPermissions, now: float) -> None:
+        """Check ``permissions`` for this call; a refusal is recorded as ``denied`` and raised.
+
+        Approval decisions are kept in the run store as messages on topic ``tool.approvals``.
+        """
+        import inspect
+
+        reason = permissions.agent_refusal(name, agent)
+        if reason is None and permissions.approval:
+            if self.approver is None:
+                reason = (
+                    f"tool {name!r} needs a human's approval for each call and no approver is "
+                    "set: set kernel.approver = fn(agent, tool, arguments) -> bool, or remove "
+                    f"tool_permissions.{name}.approval"
+                )
+            else:
+                if inspect.iscoroutinefunction(self.approver):
+                    approved = bool(await self.approver(agent, name, arguments))
+                else:
+                    approved = bool(await asyncio.to_thread(self.approver, agent, name, arguments))
+                self.store.record_message(run.id, "tool.approvals", agent,
+                                          {"tool": name, "arguments": arguments,
+                                           "approved": approved})
+                if not approved:
+                    reason = f"a human rejected {agent!r} calling tool {name!r}"
+        if reason is not None:
+            self._record(run, agent, "tool", f"tool:{name}", name, now, 0.0, 0.0, 0, "denied",
+                         error=reason, detail={"arguments": arguments})
+            raise ToolDenied(reason)
 
     async def publish(
         self, run: Run, agent: str, topic: str, payload: dict[str, Any],
