@@ -19,8 +19,13 @@ __all__ = ["Actuator", "load_pyautogui"]
 _BUTTONS = ("left", "right", "middle")
 
 
-def load_pyautogui(display_name: str) -> Any:
+def load_pyautogui(display_name: str, connection: Any | None = None) -> Any:
     """pyautogui, its X connection pointed at ``display_name``.
+
+    Args:
+        display_name: the X display.
+        connection: a python-xlib connection to it to use (a new one when None and pyautogui's
+            current one is to another display name).
 
     Raises:
         DesktopUnavailable: the ``desktop`` extra is not installed.
@@ -40,8 +45,9 @@ def load_pyautogui(display_name: str) -> Any:
             os.environ.pop("DISPLAY", None)
         else:
             os.environ["DISPLAY"] = saved
-    if x11._display.get_display_name() != display_name:
-        x11._display.close()
+    if connection is not None:
+        x11._display = connection
+    elif x11._display.get_display_name() != display_name:
         x11._display = XDisplay(display_name)
     return pyautogui
 
@@ -58,13 +64,22 @@ class Actuator:
     """
 
     def __init__(self, display_name: str, *, fail_safe: bool = False, pause: float = 0.05) -> None:
+        from Xlib.display import Display as XDisplay
+
         self.display_name = display_name
         self._gui = load_pyautogui(display_name)
+        # Its own connection: a display number is reused after a server stops, so a connection
+        # found under the same name may belong to a server that is gone.
+        self._connection = XDisplay(display_name)
         self._gui.FAILSAFE = fail_safe
         self._gui.PAUSE = pause
 
     def _bind(self) -> Any:
-        return load_pyautogui(self.display_name)
+        return load_pyautogui(self.display_name, self._connection)
+
+    def close(self) -> None:
+        """Close this actuator's X connection (before its display stops)."""
+        self._connection.close()
 
     def click(self, x: int, y: int, *, button: str = "left", clicks: int = 1) -> None:
         if button not in _BUTTONS:

@@ -2,8 +2,8 @@
 element list made from them.
 
 Screenshots come from Pillow's ``ImageGrab.grab(xdisplay=...)`` (pyautogui's own screenshot
-needs ``gnome-screenshot`` on Linux). OCR reads only the part of the screen covered by windows
-(the whole screen when there are none), which is most of its cost.
+needs ``gnome-screenshot`` on Linux). OCR reads each window on its own (the whole screen when
+there are none); it is most of an observation's cost.
 
 No accessibility tree: AT-SPI needs the ``gir1.2-atspi-2.0`` typelib, PyGObject in this
 Python and an accessibility D-Bus per display, none of which agentos sets up yet, so the
@@ -13,7 +13,7 @@ elements come from OCR and the window list only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from agentos.desktop.elements import Element, compress, render_elements
@@ -33,7 +33,8 @@ class Observation:
     """What the agent saw at one moment.
 
     Attributes:
-        flagged: ids of text elements that read as instructions not in the task (untrusted).
+        flagged: ids of text elements on screen lines that read as instructions not in the task.
+        untrusted: those lines' text.
     """
 
     image: Image
@@ -41,6 +42,7 @@ class Observation:
     words: list[Word]
     elements: list[Element]
     flagged: frozenset[int] = field(default_factory=frozenset)
+    untrusted: list[str] = field(default_factory=list)
 
     def element(self, element_id: int) -> Element | None:
         return next((e for e in self.elements if e.id == element_id), None)
@@ -88,14 +90,39 @@ def grab_screen(display_name: str) -> Image:
                                  "Is the X server running, and XAUTHORITY set?") from None
 
 
-def _ocr_region(windows: Sequence[Window], size: tuple[int, int]) -> Box:
+def _on_screen(box: Box, size: tuple[int, int]) -> Box | None:
+    left, top = max(0, box[0]), max(0, box[1])
+    right, bottom = min(size[0], box[0] + box[2]), min(size[1], box[1] + box[3])
+    if right - left < 4 or bottom - top < 4:
+        return None
+    return (left, top, right - left, bottom - top)
+
+
+def _inside(word: Word, box: Box) -> bool:
+    x, y = word.box[0] + word.box[2] // 2, word.box[1] + word.box[3] // 2
+    return box[0] <= x < box[0] + box[2] and box[1] <= y < box[1] + box[3]
+
+
+def _read_windows(image: Image, windows: Sequence[Window], scale: int) -> list[Word]:
+    """OCR each window's visible box on its own, topmost first (Tesseract segments a small
+    region far more reliably than a mostly empty screen); a word under a higher window belongs
+    to that window and is dropped from the lower one."""
     if not windows:
-        return (0, 0, *size)
-    left = max(0, min(w.box[0] for w in windows))
-    top = max(0, min(w.box[1] for w in windows))
-    right = min(size[0], max(w.box[0] + w.box[2] for w in windows))
-    bottom = min(size[1], max(w.box[1] + w.box[3] for w in windows))
-    return (left, top, max(1, right - left), max(1, bottom - top))
+        return read_words(image, scale=scale)
+    words: list[Word] = []
+    covered: list[Box] = []
+    for window in reversed(windows):
+        box = _on_screen(window.box, image.size)
+        if box is None:
+            continue
+        left, top, width, height = box
+        crop = image.crop((left, top, left + width, top + height))
+        found = read_words(crop, scale=scale, offset=(left, top))
+        region = 1000 * (len(covered) + 1)  # keep lines of different windows apart
+        words += [replace(w, line=(region + w.line[0], *w.line[1:])) for w in found
+                  if not any(_inside(w, c) for c in covered)]
+        covered.append(box)
+    return words
 
 
 def observe(display_name: str, task: str = "", *, scale: int = 2) -> Observation:
@@ -108,9 +135,25 @@ def observe(display_name: str, task: str = "", *, scale: int = 2) -> Observation
     """
     image = grab_screen(display_name)
     windows = list_windows(display_name)
-    left, top, width, height = _ocr_region(windows, image.size)
-    crop = image.crop((left, top, left + width, top + height))
-    words = read_words(crop, scale=scale, offset=(left, top))
+    words = _read_windows(image, windows, scale)
     elements = compress(windows, words)
-    flagged = find_instructions(((e.id, e.text) for e in elements if e.role == "text"), task)
-    return Observation(image, windows, words, elements, flagged)
+    lines = _screen_lines(elements)
+    flagged_lines = find_instructions(enumerate(text for _, text in lines), task)
+    flagged = frozenset(i for n in flagged_lines for i in lines[n][0])
+    untrusted = [lines[n][1] for n in sorted(flagged_lines)]
+    return Observation(image, windows, words, elements, flagged, untrusted)
+
+
+def _screen_lines(elements: Sequence[Element]) -> list[tuple[list[int], str]]:
+    """Text elements joined into visual lines (same window, same height on the screen), so an
+    instruction split by a wide gap is read whole: ``(element ids, line text)``."""
+    lines: list[tuple[list[int], str, str, int]] = []
+    texts = sorted((e for e in elements if e.role == "text"), key=lambda e: (e.box[1], e.box[0]))
+    for e in texts:
+        for i, (ids, text, window, top) in enumerate(lines):
+            if window == e.window and abs(top - e.box[1]) <= max(4, e.box[3] // 2):
+                lines[i] = (ids + [e.id], f"{text} {e.text}", window, top)
+                break
+        else:
+            lines.append(([e.id], e.text, e.window, e.box[1]))
+    return [(ids, text) for ids, text, _, _ in lines]

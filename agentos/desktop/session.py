@@ -26,7 +26,7 @@ from agentos.desktop.actions import Actuator
 from agentos.desktop.display import Display
 from agentos.desktop.observe import Observation, observe
 from agentos.desktop.safety import Policy, Verdict, normalize_keys
-from agentos.desktop.windows import focus_window, list_windows
+from agentos.desktop.windows import fit_window, focus_window, list_windows
 from agentos.errors import ActionRefused, DesktopUnavailable
 
 __all__ = ["ActionRecord", "Confirm", "DesktopSession"]
@@ -86,6 +86,7 @@ class DesktopSession:
         self.launched: dict[int, tuple[str, subprocess.Popen[bytes]]] = {}
         self._reported_exits: set[int] = set()
         self._untrusted: list[str] = []
+        self._closed = False
         display.activate()
         self.actuator = Actuator(display.name, fail_safe=not display.virtual)
         if record_dir is not None:
@@ -97,10 +98,9 @@ class DesktopSession:
     def observe(self) -> Observation:
         """A fresh observation; flagged screen instructions are remembered for the policy."""
         seen = observe(self.display.name, self.task)
-        for element_id in seen.flagged:
-            element = seen.element(element_id)
-            if element is not None and element.text not in self._untrusted:
-                self._untrusted.append(element.text)
+        for line in seen.untrusted:
+            if line not in self._untrusted:
+                self._untrusted.append(line)
         self.last = seen
         return seen
 
@@ -201,24 +201,42 @@ class DesktopSession:
             self._journal(index, action, arguments, decision, verdict.reason, "failed", None,
                           f"{type(error).__name__}: {error}", before, None, started)
             raise
-        verified = self._verify(expect)
+        verified = self._verify(expect, looks=1 if action in ("wait", "focus") else None)
         after = self._save(self.last, index, "after")
         if expect is not None:
             note += (f" (verified: {expect!r} is on the screen)" if verified else
                      f" (NOT verified: {expect!r} did not appear after "
                      f"{self.verify_retries} looks)")
+        elif not verified and action not in ("wait", "focus"):
+            note += f" (no visible change after {self.verify_retries} looks)"
         self._journal(index, action, arguments, decision, verdict.reason, "done", verified,
                       note.strip(), before, after, started)
         return self.report(note.strip())
 
-    def _verify(self, expect: str | None) -> bool:
-        """Poll fresh observations until ``expect`` appears (or, with None, the screen changes)."""
+    def _manage_new_windows(self, known: set[int]) -> None:
+        """On a display without a window manager, do its two jobs agents rely on: a window
+        that appeared is moved inside the screen and gets the keyboard focus."""
+        if not self.display.virtual or getattr(self.display, "window_manager", None):
+            return
+        width, height = self.last.image.size
+        fresh = [w for w in list_windows(self.display.name) if w.id not in known]
+        for window in fresh:
+            fit_window(self.display.name, window.id, width, height)
+        if fresh:
+            focus_window(self.display.name, fresh[-1].id)
+
+    def _verify(self, expect: str | None, looks: int | None = None) -> bool:
+        """Poll up to ``looks`` (default ``verify_retries``) fresh observations until ``expect``
+        appears (or, with None, the screen changes)."""
         from PIL import ImageChops
 
         previous = self.last.image
-        for attempt in range(max(1, self.verify_retries)):
+        known = {w.id for w in self.last.windows}
+        for _ in range(max(1, looks or self.verify_retries)):
             time.sleep(self.settle)
+            self._manage_new_windows(known)
             seen = self.observe()
+            known |= {w.id for w in seen.windows}
             if expect is None:
                 if ImageChops.difference(previous.convert("RGB"), seen.image.convert("RGB")).getbbox():
                     return True
@@ -299,6 +317,9 @@ class DesktopSession:
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
+        if not self._closed:
+            self._closed = True
+            self.actuator.close()
         self.display.close()
 
     def __enter__(self) -> DesktopSession:

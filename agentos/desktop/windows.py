@@ -11,7 +11,7 @@ from typing import Any
 
 from agentos.desktop.ocr import Box
 
-__all__ = ["Window", "focus_window", "list_windows"]
+__all__ = ["Window", "fit_window", "focus_window", "list_windows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,5 +124,28 @@ def focus_window(display_name: str, window_id: int) -> None:
             d.create_resource_object("window", top_id).configure(stack_mode=X.Above)
         win.set_input_focus(X.RevertToParent, X.CurrentTime)
         d.sync()
+    finally:
+        d.close()
+
+
+def fit_window(display_name: str, window_id: int, width: int, height: int) -> bool:
+    """Move and shrink top-level window ``window_id`` to lie inside a ``width`` x ``height``
+    screen (a window manager's job, for displays without one). Returns whether it moved."""
+    d = _connect(display_name)
+    try:
+        win = d.create_resource_object("window", window_id)
+        top_id = _top_level(d, win)
+        if top_id is None:
+            return False
+        top = d.create_resource_object("window", top_id)
+        geometry = top.get_geometry()
+        w, h = min(geometry.width, width), min(geometry.height, height)
+        x = min(max(0, geometry.x), width - w)
+        y = min(max(0, geometry.y), height - h)
+        if (x, y, w, h) == (geometry.x, geometry.y, geometry.width, geometry.height):
+            return False
+        top.configure(x=x, y=y, width=w, height=h)
+        d.sync()
+        return True
     finally:
         d.close()
