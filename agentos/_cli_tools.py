@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from agentos.errors import UserError
+
+if TYPE_CHECKING:
+    from agentos.runtime.registry import ToolRegistry
 
 __all__ = ["scaffold", "tools_app"]
 
@@ -37,33 +42,47 @@ def _signature(schema: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _registry():  # type: ignore[no-untyped-def]
-    from agentos.runtime.kernel import Kernel
+@contextmanager
+def _registry() -> Iterator[ToolRegistry]:
+    """Entry points and the tools of the settings' [[mcp_servers]] (stopped afterwards)."""
+    from agentos.config import load_settings
+    from agentos.runtime.registry import ToolRegistry
 
-    return Kernel().registry  # entry points and the [[mcp_servers]] of the settings
+    registry = ToolRegistry(discover=True)
+    connections = []
+    settings = load_settings()
+    if settings.mcp_servers:
+        from agentos.interop.mcp_client import connect_servers
+
+        connections = connect_servers(settings.mcp_servers, registry)
+    try:
+        yield registry
+    finally:
+        for connection in connections:
+            connection.close()
 
 
 @tools_app.command("list")
 def tools_list() -> None:
     """Show every registered tool: its source (built-in, entry point, MCP server) and arguments."""
-    registry = _registry()
-    table = Table("name", "source", "arguments", "description")
-    for t in sorted(registry, key=lambda t: t.name):
-        table.add_row(t.name, _source(registry.source(t.name)), _signature(t.parameters),
-                      t.description.split("\n")[0][:80])
-    console.print(table)
-    for problem in registry.plugin_errors:
-        err.print(f"[yellow]{problem.entry_point} failed to load: {problem.error}[/]")
+    with _registry() as registry:
+        table = Table("name", "source", "arguments", "description")
+        for t in sorted(registry, key=lambda t: t.name):
+            table.add_row(t.name, _source(registry.source(t.name)), _signature(t.parameters),
+                          t.description.split("\n")[0][:80])
+        console.print(table)
+        for problem in registry.plugin_errors:
+            err.print(f"[yellow]{problem.entry_point} failed to load: {problem.error}[/]")
 
 
 @tools_app.command("show")
 def tools_show(name: Annotated[str, typer.Argument(help="The tool's name.")]) -> None:
     """Show one tool: its source, description and full JSON schema (what the LLM sees)."""
-    registry = _registry()
-    t = registry.get(name)
-    console.print(f"[bold]{t.name}[/]  ({_source(registry.source(name))})")
-    console.print(t.description)
-    console.print_json(json.dumps(t.parameters))
+    with _registry() as registry:
+        t = registry.get(name)
+        console.print(f"[bold]{t.name}[/]  ({_source(registry.source(name))})")
+        console.print(t.description)
+        console.print_json(json.dumps(t.parameters))
 
 
 @tools_app.command("new")

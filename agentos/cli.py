@@ -59,6 +59,7 @@ def run(
     max_steps: Annotated[Optional[int], typer.Option(help="LLM turns before stopping.")] = None,
     name: Annotated[str, typer.Option(help="Agent name.")] = "assistant",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    approve: Annotated[bool, typer.Option("--approve", help="Approve every call of tools whose permissions need approval (else asked on the terminal).")] = False,
 ) -> None:
     """Run one agent on one task, with tools, through the kernel."""
     from agentos.agents.base import Agent
@@ -75,9 +76,25 @@ def run(
             err.print(f"  {mark} {call.name}({json.dumps(call.arguments)}) → {call.output[:200]}")
         status.update(f"thinking (step {step.index + 2})…")
 
+    def ask(agent: str, tool: str, arguments: dict) -> bool:  # type: ignore[type-arg]
+        call = f"{agent} wants to call {tool}({json.dumps(arguments)})"
+        if approve:
+            err.print(f"  [yellow]approved by --approve[/]: {call}")
+            return True
+        status.stop()
+        try:
+            return typer.confirm(f"{call}. Approve?", err=True)
+        finally:
+            status.start()
+
+    if approve or sys.stdin.isatty():  # else a call that needs approval is refused
+        kernel.approver = ask
     agent = Agent(name, llm=chosen, tools=tools, max_steps=max_steps, kernel=kernel, on_step=show)
-    with status:
-        result = agent.run(task)
+    try:
+        with status:
+            result = agent.run(task)
+    finally:
+        kernel.close()  # stops the [[mcp_servers]] it started
     if as_json:
         console.print_json(json.dumps({
             "run_id": result.run_id, "status": result.status, "answer": result.answer,

@@ -592,7 +592,8 @@ class Kernel:
             if self.approver is None:
                 reason = (
                     f"tool {name!r} needs a human's approval for each call and no approver is "
-                    "set: set kernel.approver = fn(agent, tool, arguments) -> bool, or remove "
+                    "set: run `agentos run` on a terminal or with --approve, set "
+                    "kernel.approver = fn(agent, tool, arguments) -> bool in Python, or remove "
                     f"tool_permissions.{name}.approval"
                 )
             else:

@@ -93,7 +93,9 @@ class ToolRegistry:
             UserError: another tool already has that name and ``replace`` is false.
         """
         t = as_tool(obj)
-        source = getattr(t, "origin", None) or source
+        origin = getattr(t, "origin", None)  # a LangChain, CrewAI or MCP tool says where from
+        if origin:
+            source = origin if source == "user" else f"{origin} via {source}"
         if t.name in self._tools and not replace and self._tools[t.name] is not t:
             raise UserError(
                 f"a tool named {t.name!r} is already registered (from {self._sources[t.name]}); "
@@ -133,7 +135,8 @@ class ToolRegistry:
 
     def source(self, name: str) -> str:
         """Where tool ``name`` came from: ``user``, ``entry point <module:attr>``, or a foreign
-        tool's origin (``LangChain``, ``CrewAI``, ``MCP server '<name>'``).
+        tool's origin (``LangChain``, ``CrewAI``, ``MCP server '<name>'``), with ``via entry
+        point <module:attr>`` when a plug-in exported it.
 
         Raises:
             KeyError: no tool has that name.

@@ -87,3 +87,58 @@ def test_tools_new_refuses_bad_names_and_non_empty_folders(tmp_path: Path) -> No
     (tmp_path / "full" / "f").write_text("")
     with pytest.raises(UserError, match="not empty"):
         scaffold("ok", tmp_path / "full")
+
+
+@pytest.fixture
+def fake():  # type: ignore[no-untyped-def]
+    from tests.fake_openai import FakeOpenAI
+
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+def _run_env(tmp_path: Path, fake) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"AGENTOS_MODEL": "openai/fake-model", "OPENAI_API_BASE": fake.base_url,
+            "OPENAI_API_KEY": "sk-test", "AGENTOS_CONFIG": str(tmp_path / "agentos.toml")}
+
+
+def _tool_call(name: str, arguments: str):  # type: ignore[no-untyped-def]
+    from tests.fake_openai import Reply
+
+    return Reply(tool_calls=[{"id": "c1", "type": "function",
+                              "function": {"name": name, "arguments": arguments}}])
+
+
+def test_agentos_run_uses_an_mcp_server_from_agentos_toml(tmp_path: Path, fake) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "agentos.toml").write_text(
+        f'[[mcp_servers]]\nname = "time"\ncommand = "{sys.executable}"\n'
+        'args = ["-m", "mcp_server_time"]\n')
+    fake.queue(_tool_call("get_current_time", '{"timezone": "Asia/Tokyo"}'), "It is late in Tokyo.")
+    env = {**os.environ, "AGENTOS_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200",
+           **_run_env(tmp_path, fake)}
+    out = subprocess.run([sys.executable, "-m", "agentos", "run", "Time in Tokyo?", "--tool",
+                          "get_current_time"], capture_output=True, text=True, env=env,
+                         timeout=180, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    assert "✓ get_current_time" in out.stderr and "+09:00" in out.stderr
+    assert "It is late in Tokyo." in out.stdout
+
+
+def test_agentos_run_asks_approval_for_tools_that_need_it(tmp_path: Path, fake) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "agentos.toml").write_text("[tool_permissions.calculator]\napproval = true\n")
+    env = {**os.environ, "AGENTOS_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200",
+           **_run_env(tmp_path, fake)}
+
+    def run(*flags: str) -> subprocess.CompletedProcess[str]:
+        fake.queue(_tool_call("calculator", '{"expression": "17*23"}'), "done")
+        return subprocess.run([sys.executable, "-m", "agentos", "run", "17*23?", "--tool",
+                               "calculator", *flags], capture_output=True, text=True, env=env,
+                              timeout=180, stdin=subprocess.DEVNULL)
+
+    refused = run()  # no terminal, no --approve: refused, and the agent is told why
+    assert refused.returncode == 0, refused.stderr
+    assert "✗ calculator" in refused.stderr and "no approver is set" in refused.stderr
+    approved = run("--approve")
+    assert "approved by --approve" in approved.stderr
+    assert "✓ calculator" in approved.stderr and "391" in approved.stderr

@@ -10,6 +10,7 @@ from types import ModuleType
 import pytest
 
 from agentos import Kernel
+from agentos.runtime.registry import ToolRegistry
 from agentos.testing import ScriptedLLM, call
 
 EXAMPLES = Path(__file__).parent.parent.parent / "examples"
@@ -49,3 +50,52 @@ def test_mcp_server_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     output = result.steps[0].tool_calls[0].output
     assert '"timezone": "Asia/Tokyo"' in output and "+09:00" in output
     assert "get_current_time" in capsys.readouterr().out
+
+
+def _discover_from(package: Path, registry: ToolRegistry) -> int:
+    """registry.discover() as if ``package`` were installed: its declared entry points only."""
+    import importlib
+    import tomllib
+    from importlib import metadata
+    from unittest import mock
+
+    declared = tomllib.loads((package / "pyproject.toml").read_text())
+    points = declared["project"]["entry-points"]["agentos.tools"]
+
+    class EntryPoint:
+        def __init__(self, name: str, value: str) -> None:
+            self.name, self.value = name, value
+
+        def load(self):  # type: ignore[no-untyped-def]
+            module, attr = self.value.split(":")
+            return getattr(importlib.import_module(module), attr)
+
+    with mock.patch.object(metadata, "entry_points",
+                           lambda group: [EntryPoint(n, v) for n, v in points.items()]):
+        return registry.discover()
+
+
+def test_plugin_package_example(tmp_path: Path) -> None:
+    import subprocess
+
+    from agentos import Agent, load_settings
+    from agentos.runtime.registry import ToolRegistry
+
+    package = EXAMPLES / "plugin_units"
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                           cwd=package, capture_output=True, text=True, timeout=180)
+    assert tests.returncode == 0 and "2 passed" in tests.stdout, tests.stdout + tests.stderr
+    sys.path.insert(0, str(package / "src"))
+    try:
+        registry = ToolRegistry()
+        assert _discover_from(package, registry) == 1
+        assert registry.source("convert_length") == (
+            "entry point agentos_units.tools:convert_length")
+        kernel = Kernel(load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path)}), registry=registry)
+        llm = ScriptedLLM([call("convert_length", value=42.195, from_unit="km", to_unit="mi"),
+                           "About 26.2 miles."])
+        result = Agent("runner", llm=llm, tools=["convert_length"], kernel=kernel).run("miles?")
+        kernel.close()
+        assert result.ok and result.steps[0].tool_calls[0].output == "26.218757"
+    finally:
+        sys.path.remove(str(package / "src"))

@@ -214,3 +214,27 @@ def test_a_langgraph_react_agent_calls_an_agentos_tool(kernel: Kernel) -> None:
     assert tool_messages[0].content == "42"
     assert tool_messages[1].status == "error" and "valid" in tool_messages[1].content
     assert messages[-1].content == "42"
+
+
+def test_a_plugin_entry_point_can_export_langchain_tools() -> None:
+    from importlib import metadata
+    from unittest import mock
+
+    from agentos.runtime.registry import ToolRegistry
+
+    @lc_tool
+    def reverse(text: str) -> str:
+        """Reverse a text."""
+        return text[::-1]
+
+    class EntryPoint:
+        name, value = "reverse", "my_pkg.tools:reverse"
+
+        def load(self):  # type: ignore[no-untyped-def]
+            return [reverse]
+
+    registry = ToolRegistry()
+    with mock.patch.object(metadata, "entry_points", lambda group: [EntryPoint()]):
+        assert registry.discover() == 1
+    assert registry.source("reverse") == "LangChain via entry point my_pkg.tools:reverse"
+    assert registry.get("reverse")(text="abc") == "cba"

@@ -1,0 +1,1 @@
+"""agentos tools: agentos-units (an example plug-in package)."""
