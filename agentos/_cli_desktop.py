@@ -6,6 +6,7 @@ Imports stay light here (typer, rich); the agent, pyautogui and OCR load when a 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -22,7 +23,16 @@ err = Console(stderr=True)
 
 
 def _ask(action: str, arguments: dict[str, Any], reason: str) -> bool:
-    """The terminal confirmation hook: y/N for each risky action."""
+    """The terminal confirmation hook: y/N for each risky action.
+
+    Raises:
+        ActionRefused: stdin is not a terminal, so nobody can be asked.
+    """
+    if not sys.stdin.isatty():
+        from agentos.errors import ActionRefused
+
+        raise ActionRefused("no terminal to ask for confirmation; run with --yes to approve "
+                            "risky actions")
     return typer.confirm(f"allow {action} {json.dumps(arguments)}? ({reason})", default=False,
                          err=True)
 

@@ -60,8 +60,10 @@ class DesktopSession:
             the agent); activated here, closed by :meth:`close`.
         task: the run's task: screen text giving other instructions is flagged and not followed.
         policy: the safety rules.
-        confirm: asked before risky actions; None refuses them (nobody to ask).
-        dry_run: record planned actions without doing them.
+        confirm: asked before risky actions; None refuses them (nobody to ask). It may raise
+            :class:`ActionRefused` to refuse with its own reason.
+        dry_run: record planned actions without doing them (denied ones are still refused;
+            confirmations are not asked).
         record_dir: where the journal (``actions.jsonl``) and screenshots go; None: not kept.
         verify_retries: fresh observations polled after an action before giving up on it.
         settle: seconds between those observations.
@@ -178,18 +180,26 @@ class DesktopSession:
             self._journal(index, action, arguments, "denied", verdict.reason, "refused", None,
                           "", None, None, started)
             raise ActionRefused(f"{action} refused: {verdict.reason}. Nothing was done.")
-        if verdict.decision == "confirm":
-            approved = self.confirm is not None and self.confirm(action, arguments, verdict.reason)
+        if verdict.decision == "confirm" and self.dry_run:
+            decision = "planned"
+        elif verdict.decision == "confirm":
+            why = "declined by the user" if self.confirm else "needs confirmation, none possible"
+            try:
+                approved = self.confirm is not None and self.confirm(action, arguments,
+                                                                      verdict.reason)
+            except ActionRefused as error:  # the hook could not ask; it says why
+                approved, why = False, str(error)
             if not approved:
-                why = "declined by the user" if self.confirm else "needs confirmation, none possible"
                 self._journal(index, action, arguments, "declined", f"{verdict.reason}: {why}",
                               "refused", None, "", None, None, started)
                 raise ActionRefused(f"{action} refused: {verdict.reason} ({why}). Nothing was done.")
             decision = "confirmed"
         before = self._save(self.last, index, "before")
         if self.dry_run:
+            note = "dry run" + (" (would ask for confirmation)" if verdict.decision == "confirm"
+                                else "")
             self._journal(index, action, arguments, "planned", verdict.reason, "planned", None,
-                          "dry run", before, None, started)
+                          note, before, None, started)
             return self.report(f"dry run: {action} {json.dumps(arguments)} recorded, not done")
         try:
             note = act() or ""
