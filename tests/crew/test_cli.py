@@ -95,6 +95,7 @@ def _call(name: str, **arguments: str) -> Reply:
 DOC = Path(__file__).resolve().parents[2] / "examples" / "crew_tasks" / "docs" / "kivu_calendar.md"
 
 
+@pytest.mark.slow  # ~40-90 s: a CLI process that loads the embedder, Chroma and the sandbox
 def test_builtin_crew_ingests_docs_researches_codes_and_writes_to_out(fake: FakeOpenAI, tmp_path: Path) -> None:
     answer = {"answer": "A Kivu year is a leap year when divisible by 5, except by 40, but by 200.",
               "claims": [{"claim": "leap years are divisible by 5", "source": "S1",
