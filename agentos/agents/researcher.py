@@ -370,7 +370,15 @@ def _feedback(report: ResearchReport, labels: Mapping[str, str]) -> str:
     for problem in report.problems:
         citation = problem.citation
         hit = report.retrieved.get(citation.chunk_id)
-        if hit is not None and "does not appear" in problem.reason:
+        if hit is None or "does not appear" not in problem.reason:
+            continue
+        quote = _canonical(citation.quote).strip(" \"'.…")
+        elsewhere = [label for label, chunk_id in labels.items()
+                     if quote in _canonical(report.retrieved[chunk_id].text)]
+        if elsewhere:
+            lines.append(f'- the quote "{citation.quote}" is in {elsewhere[0]}, not in '
+                         f'{by_id.get(hit.id, hit.id)}: name {elsewhere[0]} as its source')
+        else:
             closest = _closest_sentence(citation.quote, hit.text)
             lines.append(f'- the quote "{citation.quote}" is not in {by_id.get(hit.id, hit.id)}; '
                          f'its closest sentence there is: "{closest}"')

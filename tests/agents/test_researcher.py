@@ -195,3 +195,23 @@ def test_the_local_model_answers_a_docs_question_with_verified_citations(
     assert report.citations and all(c.source.endswith("heapq.html") for c in report.citations)
     asyncio.run(kernel.aclose())
     memory.close()
+
+
+def test_a_quote_cited_to_the_wrong_source_is_pointed_to_the_right_one(kernel: Kernel) -> None:
+    def answer(messages, tools):  # type: ignore[no-untyped-def]
+        sources = _sources(messages[:2])
+        right = next(l for l, t in sources.items() if "45 days" in t)
+        wrong = next(l for l in sources if l != right)
+        if len(messages) == 2:
+            label = wrong
+        else:
+            hint = re.search(r'is in (S\d+), not in (S\d+): name \1 as its source',
+                             messages[-1]["content"])
+            assert hint and hint.group(2) == wrong
+            label = hint.group(1)
+        return _reply("45 days.", [{"claim": "Snapshots are kept 45 days.", "source": label,
+                                    "quote": "keeps every snapshot for 45 days"}])
+
+    report = Researcher(llm=FunctionLLM(answer), kernel=kernel, namespaces=["global"],
+                        max_subquestions=0).run("How long are snapshots kept, and when are invoices issued?")
+    assert report.status == "succeeded" and len(report.steps) == 2
