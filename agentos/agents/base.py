@@ -88,7 +88,8 @@ class Agent:
         llm: a litellm model string (``"openai/gpt-4o-mini"``, ``"local/qwen2.5-coder-1.5b"``)
             or an LLM object (e.g. :class:`agentos.testing.ScriptedLLM`); defaults to the
             configured model.
-        tools: tools, typed functions, or names of registered tools.
+        tools: tools, typed functions, LangChain or CrewAI tools (converted, see
+            :mod:`agentos.interop.langchain_tools`), or names of registered tools.
         max_steps: LLM turns before the run stops with status ``max_steps``.
         max_tool_retries: consecutive bad tool-call turns the LLM may correct before the run fails.
         budget: a per-agent budget within each run.

@@ -171,3 +171,20 @@ def test_a_crewai_agent_calls_an_agentos_tool(kernel: Kernel) -> None:
     result = Crew(agents=[mathematician], tasks=[task], verbose=False).kickoff()
     assert calls == [(6, 7)]
     assert "42" in result.raw
+
+
+def test_a_langchain_tool_reaches_crewai_through_agentos() -> None:
+    from langchain_core.tools import tool as lc_tool
+
+    from agentos.interop.langchain_tools import from_langchain
+
+    @lc_tool
+    def repeat(text: str, times: int = 2) -> str:
+        """Repeat a text."""
+        return text * times
+
+    ct = to_crewai(from_langchain(repeat))  # a JSON-schema tool: CrewAI gets a model built from it
+    assert ct.args_schema.model_json_schema()["properties"]["times"]["default"] == 2
+    assert ct.run(text="ab") == "abab"
+    with pytest.raises(ValueError, match="arguments validation failed"):
+        ct.run(times=3)
