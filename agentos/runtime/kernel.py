@@ -561,7 +561,7 @@ class Kernel:
                     return await run_in_process(t, values)  # killed if this is cancelled
                 if thread is None:
                     return await t.ainvoke(values)
-                return await asyncio.to_thread(thread.run)
+                return await thread.start()
             except (ToolRetry, BudgetExceeded, Cancelled):
                 raise
             except Exception as error:
@@ -711,12 +711,45 @@ class Kernel:
 
 
 class _ToolThread:
-    """One call of a sync tool, run by a worker thread that Python cannot stop once it started."""
+    """One call of a sync tool, run by a thread that Python cannot stop once it started.
+
+    The thread is a daemon of its own, not one of the loop's executor: an abandoned call must
+    not hold up ``asyncio.run`` (which joins its executor) or the interpreter's exit.
+    """
 
     def __init__(self, tool: Tool, values: dict[str, Any]) -> None:
         self._tool, self._values = tool, values
         self._lock = threading.Lock()
         self._state = "queued"  # queued -> running -> done, or queued -> dropped
+
+    async def start(self) -> Any:
+        """Run the tool in its thread and wait for it (a cancelled wait leaves the thread be)."""
+        import contextvars
+
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        context = contextvars.copy_context()
+
+        def settle(ok: bool, value: Any) -> None:
+            if future.done():  # the syscall stopped waiting
+                return
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+        def body() -> None:
+            try:
+                outcome = (True, context.run(self.run))
+            except BaseException as error:  # handed to the awaiting coroutine
+                outcome = (False, error)
+            try:
+                loop.call_soon_threadsafe(settle, *outcome)
+            except RuntimeError:  # the loop is gone: the call was abandoned, its result dropped
+                pass
+
+        threading.Thread(target=body, name=f"agentos-tool-{self._tool.name}", daemon=True).start()
+        return await future
 
     def run(self) -> Any:
         """The thread's body: the tool, unless its syscall gave up before the thread started."""

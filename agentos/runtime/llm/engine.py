@@ -516,10 +516,10 @@ def get_engine(model: str | os.PathLike[str], config: EngineConfig | None = None
 def loaded_engine(model: str | os.PathLike[str]) -> LocalEngine | None:
     """The open engine for ``model`` (a catalogue name or a .gguf path), or ``None``.
 
-    Loads nothing and reads no file: it only looks at the engines :func:`get_engine` opened.
+    Loads and hashes nothing: it only looks at the engines :func:`get_engine` opened.
     """
     text = os.fspath(model)
-    path = None if text in CATALOGUE else Path(text).expanduser().absolute()
+    path = None if text in CATALOGUE else Path(text).expanduser().resolve()
     with _ENGINES_LOCK:
         for engine in _ENGINES.values():
             if not engine._closed and (engine.name == text or engine.path == path):
