@@ -99,3 +99,37 @@ def test_bad_input_exits_2_with_the_fix(tmp_path: Path) -> None:
     assert "acting on your screen" not in out.stderr  # failed before the countdown
     out = _agentos("runs", "replay", "nope", env=env)
     assert out.returncode == 2 and "agentos runs list" in out.stderr
+
+
+def test_ctrl_c_stops_the_run_and_cleans_up_the_display_and_programs(
+    fake: FakeOpenAI, tmp_path: Path,
+) -> None:
+    import glob
+    import signal
+    import time
+
+    xvfb_or_fail()
+    fake.queue(Reply(tool_calls=[_call("launch", program="galculator")]),
+               Reply(content="never sent", delay=60))
+    before = set(glob.glob("/tmp/agentos-xvfb-*"))
+    proc = subprocess.Popen([sys.executable, "-m", "agentos", "desktop", "run", "use galculator",
+                             "--yes"], env={**os.environ, **_env(fake, tmp_path)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(fake.requests) < 2:  # the launch is done and the model is "thinking"
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    (journal,) = glob.glob(str(tmp_path / "data" / "desktop" / "*" / "actions.jsonl"))
+    started = json.loads(Path(journal).read_text().splitlines()[0])
+    pid = int(re.search(r"pid (\d+)", started["note"]).group(1))  # type: ignore[union-attr]
+    assert Path(f"/proc/{pid}").exists()
+    ours = set(glob.glob("/tmp/agentos-xvfb-*")) - before
+    assert len(ours) == 1
+
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "stopped by Ctrl-C" in stderr
+    assert not Path(f"/proc/{pid}").exists()
+    assert not any(Path(d).exists() for d in ours)
