@@ -34,6 +34,8 @@ def main(llm: Any = None, kernel: Any = None) -> AgentResult:
         for c in step.tool_calls:
             print(f"  {c.name}({c.arguments}) -> {c.output}")
     print(result.answer, result.status)
+    if result.error:
+        print("error:", result.error)
     return result
 
 

@@ -33,6 +33,8 @@ def main(llm: Any = None, env: dict[str, str] | None = None) -> AgentResult:
             for c in step.tool_calls:
                 print(f"  {c.name}({c.arguments}) -> {c.output}")
         print(result.answer, result.status)
+        if result.error:
+            print("error:", result.error)
         return result
     finally:
         kernel.close()
