@@ -56,6 +56,10 @@ Code runs in a sandbox ({isolation})."""
 class CoderResult(AgentResult):
     """An :class:`~agentos.agents.AgentResult` plus what the Coder built.
 
+    ``status`` is ``succeeded`` only when the Coder's own final test run passed; ``tests_failed``
+    when the LLM stopped with failing (or no) tests after every round of feedback; else as for
+    an agent (``max_steps``, ``budget_exceeded``, ``failed``, ``cancelled``).
+
     Attributes:
         workspace: the run's workspace directory.
         files: every text file in the workspace (relative path → content).
