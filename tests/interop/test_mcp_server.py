@@ -122,3 +122,41 @@ def test_unknown_tool_to_serve_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert "unknown tool 'no_such_tool'" in out.stderr
+
+
+def test_an_mcp_server_url_in_settings_imports_its_tools_over_http(
+    tmp_path: Path, free_port: int
+) -> None:
+    """agentos serving agentos: the client side of [[mcp_servers]] with `url`."""
+    from agentos.config import MCPServerConfig
+    from agentos.interop.mcp_client import connect_servers
+    from agentos.runtime.registry import ToolRegistry
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "agentos", "mcp", "serve", "--tool", "calculator",
+         "--transport", "http", "--port", str(free_port)],
+        env=_env(tmp_path), cwd=str(tmp_path), stderr=subprocess.PIPE, text=True,
+    )
+    url = f"http://127.0.0.1:{free_port}/mcp"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"server did not start: {server.stderr.read()}")
+                time.sleep(0.2)
+        registry = ToolRegistry()
+        (connection,) = connect_servers(
+            [MCPServerConfig(name="remote", url=url, prefix="remote_")], registry)
+        try:
+            assert registry.names() == ["remote_calculator"]
+            assert registry.source("remote_calculator") == "MCP server 'remote'"
+            assert "42" in str(registry.get("remote_calculator")(expression="6*7"))
+        finally:
+            connection.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
