@@ -260,9 +260,9 @@ class MCPConnection:
     def _transport(self) -> Any:
         c = self.config
         if c.url is not None:
-            from mcp.client.streamable_http import streamablehttp_client
+            from mcp.client.streamable_http import streamable_http_client
 
-            return streamablehttp_client(c.url, timeout=c.startup_timeout_s)
+            return streamable_http_client(c.url)  # the SDK's recommended HTTP timeouts
         from mcp.client.stdio import StdioServerParameters, stdio_client
 
         assert c.command is not None

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from mcp import ClientSession, types
 from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.client.streamable_http import streamablehttp_client
+from mcp.client.streamable_http import streamable_http_client
 
 from agentos.runtime.store import RunStore
 
@@ -103,7 +103,7 @@ def test_sdk_client_lists_and_calls_our_tools_over_streamable_http(
                 time.sleep(0.2)
 
         async def main() -> dict[str, Any]:
-            async with streamablehttp_client(url) as (read, write, _):
+            async with streamable_http_client(url) as (read, write, _):
                 info = types.Implementation(name="http-test-client", version="1")
                 async with ClientSession(read, write, client_info=info) as session:
                     return await _exercise(session)
