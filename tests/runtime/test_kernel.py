@@ -6,8 +6,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from agentos import Agent, Budget, Kernel, ToolRegistry, load_settings, tool
+from agentos import Agent, Budget, Kernel, Tool, ToolRegistry, load_settings, tool
 from agentos.errors import BudgetExceeded, ProviderError
 from agentos.runtime.llm.types import Completion
 from agentos.testing import FunctionLLM, ScriptedLLM, call
@@ -36,6 +37,22 @@ def pid_in_process(x: int) -> list[int]:
     if x < 0:
         raise ToolRetry("x must be >= 0")
     return [2 * x, os.getpid()]
+
+
+class PidTool(Tool):
+    """A class-based tool that runs in a child process."""
+
+    name = "pid_tool"
+    description = "The id of the process that runs it, and a greeting."
+    run_in = "process"
+
+    class Args(BaseModel):
+        who: str
+
+    def run(self, who: str) -> list[object]:
+        import os
+
+        return [f"hello {who}", os.getpid()]
 
 
 @tool(name="sleep_in_process", run_in="process")
@@ -341,9 +358,7 @@ def test_tool_concurrency_caps_its_pool_and_keeps_the_configured_policy(tmp_path
 
 
 def test_tool_arguments_are_validated_once(kernel: Kernel) -> None:
-    from pydantic import BaseModel, field_validator
-
-    from agentos import Tool
+    from pydantic import field_validator
 
     class Tag(Tool):
         name = "tag"
@@ -428,6 +443,15 @@ def test_a_process_tool_runs_in_another_process_and_its_corrections_come_back(ke
     assert doubled == 4 and pid != os.getpid()
     with pytest.raises(ToolRetry, match="x must be >= 0"):
         asyncio.run(kernel.call_tool(run, "a", "pid_in_process", {"x": -1}, registry=registry))
+
+
+def test_a_tool_class_instance_runs_in_another_process(kernel: Kernel) -> None:
+    import os
+
+    run = kernel.start_run("class-process")
+    greeting, pid = asyncio.run(kernel.call_tool(run, "a", "pid_tool", {"who": "ada"},
+                                                 registry=ToolRegistry([PidTool])))
+    assert greeting == "hello ada" and pid != os.getpid()
 
 
 def test_a_cancelled_process_tool_is_killed_not_abandoned(kernel: Kernel, tmp_path: Path) -> None:
