@@ -78,7 +78,8 @@ TASKS = [
     Task("calc-7+8", "Use galculator to add 7 and 8. Report the result.", _answer_has("15")),
     Task("calc-99-45", "Compute 99-45 with galculator and report the result.", _answer_has("54")),
     Task("calc-144/12", "Divide 144 by 12 in galculator and report the result.", _answer_has("12")),
-    Task("xcalc-6x7", "Compute 6*7 in xcalc and report the result.", _answer_has("42")),
+    Task("calc-25x4", "What is 25 times 4? Use galculator and report the result.",
+         _answer_has("100")),
     Task("mousepad-save", "In mousepad, type the text hello world and save it as {dir}/hello.txt",
          _file_is("hello.txt", "hello world")),
     Task("mousepad-save-2", "Open mousepad, write agentos desktop test, then save the file to "

@@ -8,7 +8,8 @@ the session journals each with its policy decision and before/after screenshots 
 
 The LLM sees the screen as a numbered element list (windows, then OCR text runs) fenced as
 untrusted data; screen text that gives instructions outside the task is flagged, and typing or
-launching what it says is refused. Text models only: the screenshot itself is not sent.
+launching what it says is refused. Each completion gets only the latest screen in full (older
+tool results keep what the action did). Text models only: the screenshot itself is not sent.
 """
 
 from __future__ import annotations
@@ -168,6 +169,33 @@ def desktop_tools(session: DesktopSession) -> list[Tool]:
     return [FunctionTool(f) for f in (click, type_text, hotkey, scroll, launch, focus, wait, look)]
 
 
+class _LatestScreenOnly:
+    """Wraps the agent's LLM so each completion sees only the latest screen in full.
+
+    Earlier tool results keep their first part (what the action did, whether it was verified,
+    refusals) and lose their element lists: a screen is ~500-1000 tokens, and a small local
+    model's context (4096 tokens) would overflow within a few steps otherwise.
+    """
+
+    def __init__(self, inner: LLM) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    async def complete(
+        self, messages: list[Message], tools: list[dict[str, Any]] | None = None, **params: Any
+    ) -> Any:
+        last_tool = max((i for i, m in enumerate(messages) if m.get("role") == "tool"), default=-1)
+        compact: list[Message] = []
+        for i, message in enumerate(messages):
+            content = message.get("content")
+            if message.get("role") == "tool" and i != last_tool and isinstance(content, str):
+                head = content.split("focused window:", 1)[0].strip()
+                message = {**message, "content": (head + " " if head else "")
+                           + "[screen at that time omitted; the latest screen is below]"}
+            compact.append(message)
+        return await self.inner.complete(compact, tools, **params)
+
+
 class Desktop(Agent):
     """The desktop agent.
 
@@ -280,7 +308,11 @@ class Desktop(Agent):
         self.session = session
         self._tool_specs = desktop_tools(session)
         self._registry = None
-        prompt = f"Your task: {task}\n\nThe screen now:\n{session.report()}"
+        chosen = self.llm if self.llm is not None else kernel.settings.model
+        wrapped = _LatestScreenOnly(kernel.llm_for(chosen))
+        prompt = (f"Your task: {task}\n\nPrograms you may launch: "
+                  f"{', '.join(self.policy.programs)}.\n\nThe screen now:\n{session.report()}")
+        given, self.llm = self.llm, wrapped
         try:
             result = await Agent.arun(self, prompt, kernel=kernel, run=run, history=history)
         except BaseException as exc:
@@ -290,6 +322,7 @@ class Desktop(Agent):
                 kernel.end_run(run, status, None, f"{type(exc).__name__}: {exc}")
             raise
         finally:
+            self.llm = given
             session.close()
         if owns_run:
             kernel.end_run(run, result.status, result.answer, result.error)
