@@ -79,6 +79,11 @@ def test_types_text_and_saves_it_as_a_file_in_mousepad(kernel: Kernel, tmp_path:
     # the LLM saw the screen as fenced, untrusted data
     assert '<screen untrusted="true">' in llm.calls[1][-1]["content"]
     assert "Mousepad" in llm.calls[1][-1]["content"]
+    # later turns see only the latest screen in full; earlier results keep what was done
+    tool_messages = [m["content"] for m in llm.calls[3] if m["role"] == "tool"]
+    assert len(tool_messages) == 3 and "<screen" in tool_messages[-1]
+    assert all("<screen" not in m and "screen at that time omitted" in m for m in tool_messages[:-1])
+    assert tool_messages[1].startswith("typed 'Hello from agentos' (verified")
     _assert_cleaned_up(agent)
 
 
