@@ -288,10 +288,16 @@ def tool_accuracy(engine: Any, limit: int | None, grammar: bool) -> dict[str, An
         kinds[("no tool", "one tool", "two tools")[len(case["calls"])]].append(case)
     t0 = time.perf_counter()
     out: dict[str, Any] = {"grammar": grammar, "by_kind": {}, "rows": []}
+    mode = "grammar" if grammar else "free"
     for kind, cases in kinds.items():
-        rows = [_run_case(engine, c, tools, commutative, grammar) for c in cases[:limit]]
-        for r in rows:
-            r["kind"] = kind
+        rows = []
+        for i, case in enumerate(cases[:limit]):
+            row = _run_case(engine, case, tools, commutative, grammar)
+            row["kind"] = kind
+            rows.append(row)
+            console.print(f"[dim]{mode} {kind} {i + 1}/{len(cases[:limit])}: "
+                          f"{'correct' if row['correct'] else 'wrong'} "
+                          f"({time.perf_counter() - t0:.0f} s)[/]")
         out["rows"] += rows
         n = len(rows) or 1
         out["by_kind"][kind] = {
