@@ -384,3 +384,40 @@ def test_result_type_carries_the_journal(kernel: Kernel) -> None:
     result = Desktop(llm=ScriptedLLM(["ok"]), kernel=kernel, screen=(640, 480)).run("look")
     assert isinstance(result, DesktopResult) and result.actions == []
     assert result.record_dir is not None and result.record_dir.is_dir()
+
+
+def test_acts_on_its_own_display_unless_real_display_is_asked_for(
+    kernel: Kernel, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    xvfb_or_fail()
+    user_screen = VirtualDisplay(800, 600)  # stands in for the user's desktop
+    try:
+        monkeypatch.setenv("DISPLAY", user_screen.name)
+        monkeypatch.setenv("XAUTHORITY", str(user_screen.xauthority))
+        seen: dict[str, list[str]] = {}
+
+        def decide(label: str) -> FunctionLLM:
+            def fn(messages: list[dict[str, Any]], tools: Any) -> Any:
+                if not any(m["role"] == "tool" for m in messages):
+                    return call("launch", program="galculator")
+                active = os.environ.get("XAUTHORITY")  # the run's display is active now
+                os.environ["XAUTHORITY"] = str(user_screen.xauthority)
+                try:
+                    seen[label] = [w.title for w in list_windows(user_screen.name)]
+                finally:
+                    os.environ["XAUTHORITY"] = str(active)
+                return "done"
+            return FunctionLLM(fn)
+
+        private = Desktop(llm=decide("private"), confirm=_yes, kernel=kernel)
+        assert private.run("open galculator").ok
+        assert seen["private"] == []  # nothing appeared on the user's screen
+        assert private.session is not None and private.session.display.name != user_screen.name
+
+        real = Desktop(llm=decide("real"), confirm=_yes, kernel=kernel, real_display=True)
+        assert real.run("open galculator").ok
+        assert seen["real"] == ["galculator"]  # control: asked for, it does reach that screen
+        assert real.session is not None and real.session.actuator._gui.FAILSAFE is True
+        assert user_screen.running  # the user's display is not stopped by the run
+    finally:
+        user_screen.close()

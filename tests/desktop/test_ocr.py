@@ -55,3 +55,13 @@ def test_an_empty_screen_gives_no_words_and_says_so(display: VirtualDisplay) -> 
     seen = observe(display.name, "anything")
     assert seen.words == [] and seen.elements == []
     assert "(nothing: no windows, no text)" in seen.render()
+
+
+def test_no_tesseract_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from agentos.errors import DesktopUnavailable
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(DesktopUnavailable, match="apt-get install -y tesseract-ocr"):
+        read_words(Image.new("RGB", (50, 20), "white"))
