@@ -12,7 +12,9 @@ API (what a crew relies on)::
 A run: (1) the LLM splits the question into at most ``max_subquestions`` sub-questions;
 (2) each sub-question (and the question) is recalled from ``namespaces`` through the kernel
 (memory syscalls, grant-checked); (3) the LLM answers from the retrieved chunks as JSON claims,
-each naming the chunk it rests on and a short quote copied from it; (4)
+each naming the chunk it rests on and a short quote copied from it (a quote that is word for
+word in another chunk retrieved in this run, and only there, is re-pointed to that chunk:
+small models mix up source labels); (4)
 :func:`check_citations` verifies every quote appears in the cited chunk and every cited chunk
 was retrieved in this run; failures go back to the LLM (up to ``max_attempts`` answers); (5) a
 verified report's claims are written, with their citations, to the write namespace (the crew's
@@ -152,7 +154,8 @@ _ANSWER = (
     '{{"answer": "<the answer in a few sentences>", "claims": [{{"claim": "<one fact the answer '
     'states>", "source": "<the source label, e.g. S1>", "quote": "<5 to 12 words copied exactly '
     'from that source>"}}]}}\n'
-    "Every fact in the answer must be a claim with a source and an exact quote."
+    "Give one to three claims. Every fact in the answer must be a claim with a source and an "
+    "exact quote."
 )
 
 
@@ -325,9 +328,7 @@ class Researcher(Agent):
             answer, citations, parse_error = _parse_answer(reply, labels)
             report.answer, report.citations = answer, citations
             for citation in citations:
-                hit = report.retrieved.get(citation.chunk_id)
-                if hit is not None:
-                    citation.source, citation.position = hit.source, hit.position
+                _attribute(citation, report.retrieved)
             problems = check_citations(citations, retrieved_text)
             if parse_error:
                 report.problems, report.error = problems, parse_error
@@ -350,6 +351,22 @@ class Researcher(Agent):
                      "cited_source": citation.source or "", "question": question[:300],
                      "run_id": run.id},
                 ))
+
+
+def _attribute(citation: Citation, retrieved: Mapping[str, Hit]) -> None:
+    """Fill in the cited chunk's source and position. A quote that is not in the chunk it
+    names but is, word for word, in exactly one other chunk retrieved in this run is
+    re-pointed to that chunk first (small models mix up source labels); the check then
+    verifies it like any other. A quote found nowhere retrieved keeps its chunk id and fails."""
+    quote = _canonical(citation.quote).strip(" \"'.…")
+    named = retrieved.get(citation.chunk_id)
+    if quote and (named is None or quote not in _canonical(named.text)):
+        holders = [i for i, hit in retrieved.items() if quote in _canonical(hit.text)]
+        if len(holders) == 1 and (named is not None or citation.chunk_id.startswith("S")):
+            citation.chunk_id = holders[0]
+    hit = retrieved.get(citation.chunk_id)
+    if hit is not None:
+        citation.source, citation.position = hit.source, hit.position
 
 
 def _closest_sentence(quote: str, text: str) -> str:
