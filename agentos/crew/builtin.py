@@ -112,9 +112,11 @@ def research_and_code_tasks(max_rounds: int = 3) -> tuple[list[Task], list[Edge]
              expected_output="the facts needed, each with its source"),
         Task("code", agent="coder", max_visits=max_rounds + 1, check=_tests_passed,
              description=(
-                 "Write the Python code and its pytest tests for this goal, using the research "
-                 "below, and run the tests until they pass: {goal}\nIf a fact you need is "
-                 f"missing, answer with a line '{FACTS_MISSING} <your question>' instead."),
+                 "Write the Python code and its pytest tests for this goal, and run the tests "
+                 "until they pass: {goal}\nThe research below gives the facts to use: follow "
+                 "them exactly (numbers, formats, exceptions), even where they differ from what "
+                 "you know, and test them. If a fact you need is missing, answer with a line "
+                 f"'{FACTS_MISSING} <your question>' instead."),
              expected_output="the code, its tests, and the test outcome"),
         Task("review", agent="reviewer", max_visits=max_rounds, check=_review_ok,
              description=(
