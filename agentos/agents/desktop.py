@@ -14,6 +14,7 @@ tool results keep what the action did). Text models only: the screenshot itself 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentos.agents.base import Agent, AgentResult, Step
-from agentos.desktop.safety import Policy
+from agentos.desktop.safety import Policy, normalize_keys
 from agentos.desktop.session import ActionRecord, Confirm, DesktopSession
 from agentos.errors import ActionRefused, DesktopUnavailable
 from agentos.runtime.llm.types import LLM, Message
@@ -112,8 +113,6 @@ def desktop_tools(session: DesktopSession) -> list[Tool]:
             keys: key names joined by +.
             expect: text that should appear on the screen afterwards (optional).
         """
-        from agentos.desktop.safety import normalize_keys
-
         combo = normalize_keys(keys).split("+")
         return session.perform("hotkey", {"keys": keys},
                                lambda: session.actuator.hotkey(combo) or f"pressed {'+'.join(combo)}",
@@ -318,7 +317,8 @@ class Desktop(Agent):
         except BaseException as exc:
             self.stop.set()
             if owns_run:
-                status = "cancelled" if isinstance(exc, (KeyboardInterrupt, _cancelled())) else "failed"
+                cancelled = isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError))
+                status = "cancelled" if cancelled else "failed"
                 kernel.end_run(run, status, None, f"{type(exc).__name__}: {exc}")
             raise
         finally:
@@ -329,9 +329,3 @@ class Desktop(Agent):
         usage = (run.usage if owns_run else run.agent(self.name)).as_dict()
         return DesktopResult(result.answer, result.status, result.steps, usage, run.id,
                              result.error, list(session.records), record_dir)
-
-
-def _cancelled() -> type[BaseException]:
-    import asyncio
-
-    return asyncio.CancelledError

@@ -147,7 +147,7 @@ class DesktopSession:
             verdict = self.policy.check_program(program)
             if verdict.decision != "deny" and shutil.which(program) is None:
                 return Verdict("deny", f"{program!r} is allowed but not installed (not on PATH)")
-            if verdict.decision != "deny" and self._from_screen(program) :
+            if verdict.decision != "deny" and self._from_screen(program):
                 return Verdict("deny", "launching this was asked for by screen text, not your task")
             return verdict
         return Verdict("allow")
