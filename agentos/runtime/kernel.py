@@ -497,7 +497,8 @@ class Kernel:
         A tool's ``concurrency`` caps its pool; the pool keeps its policy and rate limits. A
         sync tool runs in a worker thread, which cannot be stopped: when its syscall times out or
         is cancelled while the thread runs, the syscall is recorded with outcome ``abandoned``,
-        the error says so, and the thread's eventual result is discarded. A tool with
+        the error says so, the thread keeps its slot of the pool until it ends (so
+        ``concurrency`` still holds), and its eventual result is discarded. A tool with
         ``run_in="process"`` runs in a child process instead, which is killed then (outcome
         ``timeout`` or ``cancelled``: it really stopped).
 
@@ -561,7 +562,11 @@ class Kernel:
                     return await run_in_process(t, values)  # killed if this is cancelled
                 if thread is None:
                     return await t.ainvoke(values)
-                return await thread.start()
+                try:
+                    return await thread.start()
+                except asyncio.CancelledError:  # timed out or cancelled: it may run on
+                    thread.hold_slot(self.scheduler, resource)  # before the pool frees the slot
+                    raise
             except (ToolRetry, BudgetExceeded, Cancelled):
                 raise
             except Exception as error:
@@ -721,6 +726,19 @@ class _ToolThread:
         self._tool, self._values = tool, values
         self._lock = threading.Lock()
         self._state = "queued"  # queued -> running -> done, or queued -> dropped
+        self._on_done: Callable[[], None] | None = None
+
+    def hold_slot(self, scheduler: Scheduler, resource: str) -> None:
+        """The syscall stopped waiting: a tool not started yet never will; one that runs keeps
+        one of its pool's slots taken until it ends. Called on the event loop."""
+        with self._lock:
+            if self._state == "queued":
+                self._state = "dropped"
+            if self._state != "running":
+                return
+            release = scheduler.occupy(resource)
+            loop = asyncio.get_running_loop()
+            self._on_done = lambda: loop.call_soon_threadsafe(release)
 
     async def start(self) -> Any:
         """Run the tool in its thread and wait for it (a cancelled wait leaves the thread be)."""
@@ -762,6 +780,12 @@ class _ToolThread:
         finally:
             with self._lock:
                 self._state = "done"
+                on_done, self._on_done = self._on_done, None
+            if on_done is not None:
+                try:
+                    on_done()
+                except RuntimeError:  # the event loop is gone, and its scheduler with it
+                    pass
 
     def abandon(self) -> bool:
         """The syscall gave up: True when the tool is still running (it is left to finish)."""

@@ -494,3 +494,41 @@ def test_a_process_tool_that_cannot_be_imported_is_refused_before_it_runs(kernel
     with pytest.raises(UserError, match="define it at module level"):
         asyncio.run(kernel.call_tool(run, "a", "nested", {}, registry=ToolRegistry([nested])))
     assert kernel.store.syscalls(run.id) == []
+
+
+def test_an_abandoned_thread_keeps_its_tools_concurrency_slot_until_it_ends(kernel: Kernel) -> None:
+    import threading
+
+    from agentos.errors import SyscallTimeout
+
+    release = threading.Event()
+    calls: list[str] = []
+
+    @tool(name="exclusive", concurrency=1)
+    def exclusive(label: str) -> str:
+        """Only one at a time; the first blocks until released."""
+        calls.append(label)
+        if label == "first":
+            release.wait(10)
+        return label
+
+    async def main() -> tuple[int, list[str], str]:
+        run = kernel.start_run("exclusive")
+        registry = ToolRegistry([exclusive])
+        try:
+            with pytest.raises(SyscallTimeout, match="abandoned"):
+                await kernel.call_tool(run, "a", "exclusive", {"label": "first"}, registry=registry,
+                                       timeout=0.1)
+            second = asyncio.ensure_future(
+                kernel.call_tool(run, "a", "exclusive", {"label": "second"}, registry=registry))
+            for _ in range(5):
+                await asyncio.sleep(0)
+            queued = kernel.scheduler.queued("tool:exclusive")  # the first still runs
+            started = list(calls)
+        finally:
+            release.set()
+        return queued, started, await second
+
+    queued, started, second = asyncio.run(main())
+    assert queued == 1 and started == ["first"]
+    assert second == "second"  # it ran once the abandoned call ended

@@ -285,3 +285,19 @@ def test_raising_a_pools_concurrency_starts_its_queued_syscalls_at_once() -> Non
         return before, after
 
     assert _run(main()) == (1, 3)
+
+
+def test_an_occupied_slot_holds_back_syscalls_until_released() -> None:
+    async def main() -> tuple[int, int, int]:
+        s = Scheduler(PoolConfig(max_concurrency=1))
+        release = s.occupy("tool:x")
+        task = asyncio.ensure_future(s.submit("tool:x", lambda: asyncio.sleep(0, "ran")))
+        await asyncio.sleep(0)
+        held = (s.queued("tool:x"), s.running("tool:x"))
+        release()
+        release()  # a second release changes nothing
+        outcome = await task
+        assert outcome.value == "ran"
+        return (*held, s.running("tool:x"))
+
+    assert _run(main()) == (1, 1, 0)

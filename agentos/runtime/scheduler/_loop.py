@@ -120,6 +120,7 @@ class _Pool:
     queue: dict[int, _Job] = field(default_factory=dict)
     running: dict[int, _Job] = field(default_factory=dict)
     timer: asyncio.TimerHandle | None = None
+    held: int = 0  # slots held by work no syscall waits for any more (see Scheduler.occupy)
 
 
 class Scheduler:
@@ -191,8 +192,29 @@ class Scheduler:
         return len(self._pool(resource).queue)
 
     def running(self, resource: str) -> int:
-        """How many of ``resource``'s syscalls hold a slot."""
-        return len(self._pool(resource).running)
+        """How many of ``resource``'s slots are taken (running syscalls and :meth:`occupy`)."""
+        pool = self._pool(resource)
+        return len(pool.running) + pool.held
+
+    def occupy(self, resource: str) -> Callable[[], None]:
+        """Take one of ``resource``'s slots until the returned ``release`` is called.
+
+        For work a syscall started but could not stop (a sync tool's thread after a timeout):
+        it still runs, so it still counts against the pool's ``max_concurrency``. Call
+        ``release`` on the event loop's thread; calls after the first do nothing.
+        """
+        pool = self._pool(resource)
+        pool.held += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                pool.held -= 1
+                self._pump(pool)
+
+        return release
 
     # --- submission ---------------------------------------------------------------------------
 
@@ -302,7 +324,7 @@ class Scheduler:
 
     def _pump(self, pool: _Pool) -> None:
         """Dispatch queued jobs while the pool has free slots and its rate limits allow."""
-        while pool.queue and len(pool.running) < pool.config.max_concurrency:
+        while pool.queue and len(pool.running) + pool.held < pool.config.max_concurrency:
             now = self._clock()
             item = choose([job.pending for job in pool.queue.values()], pool.state, now)
             assert item is not None
