@@ -116,6 +116,32 @@ async def coder(kernel: Kernel, model: str, problem: dict[str, Any], workdir: Pa
             "detail": "" if passed else detail, "run_id": result.run_id}
 
 
+def report(args: argparse.Namespace, summary: dict[str, Any], rows: dict[str, list[Any]],
+           complete: bool) -> dict[str, Any]:
+    return {"benchmark": "humaneval", "model": str(args.model), "limit": args.limit,
+            "complete": complete,
+            "command": "python benchmarks/coder.py " + " ".join(sys.argv[1:]),
+            "max_steps": args.max_steps, "max_tokens": args.max_tokens,
+            "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+            "summary": summary, "problems": rows}
+
+
+def write(out: Path, data: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def summarize(done: list[dict[str, Any]], wall: float) -> dict[str, Any]:
+    return {
+        "problems": len(done),
+        "passed": sum(r["passed"] for r in done),
+        "pass_rate": round(sum(r["passed"] for r in done) / max(len(done), 1), 4),
+        "llm_calls": sum(r["llm_calls"] for r in done),
+        "tokens": sum(r["tokens"] for r in done),
+        "wall_s": round(wall, 1),
+    }
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     problems = load_problems(args.limit)
     console = Console()
@@ -146,16 +172,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 console.print(f"[dim]{mode} {problem['task_id']}: "
                               f"{'pass' if row['passed'] else 'fail'} ({row['status']}, "
                               f"{row['llm_calls']} calls, {row['seconds']} s)[/]")
-            wall = time.perf_counter() - start
-            done = rows[mode]
-            summary[mode] = {
-                "problems": len(done),
-                "passed": sum(r["passed"] for r in done),
-                "pass_rate": round(sum(r["passed"] for r in done) / max(len(done), 1), 4),
-                "llm_calls": sum(r["llm_calls"] for r in done),
-                "tokens": sum(r["tokens"] for r in done),
-                "wall_s": round(wall, 1),
-            }
+                summary[mode] = summarize(rows[mode], time.perf_counter() - start)
+                write(args.out, report(args, summary, rows, complete=False))  # partial, kept
         await kernel.aclose()
     table = Table(title=f"HumanEval on {args.model} ({len(problems)} problems, greedy)")
     for column in ("mode", "pass rate", "passed", "LLM calls", "tokens", "wall s"):
@@ -164,11 +182,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         table.add_row(mode, f"{100 * s['pass_rate']:.1f} %", f"{s['passed']}/{s['problems']}",
                       str(s["llm_calls"]), str(s["tokens"]), f"{s['wall_s']:.1f}")
     console.print(table)
-    return {"benchmark": "humaneval", "model": args.model, "limit": args.limit,
-            "command": "python benchmarks/coder.py " + " ".join(sys.argv[1:]),
-            "max_steps": args.max_steps, "max_tokens": args.max_tokens,
-            "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-            "summary": summary, "problems": rows}
+    return report(args, summary, rows, complete=True)
 
 
 def main() -> None:
@@ -181,13 +195,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON path (default benchmarks/results/coder_<model>[_limitN].json)")
     args = parser.parse_args()
-    report = asyncio.run(main_async(args))
-    out = args.out or RESULTS / (
+    args.out = args.out or RESULTS / (
         f"coder_{args.model.split('/')[-1]}" + (f"_limit{args.limit}" if args.limit else "")
         + ".json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    Console().print(f"wrote {out}")
+    write(args.out, asyncio.run(main_async(args)))
+    Console().print(f"wrote {args.out} (rewritten after every problem while it runs)")
 
 
 if __name__ == "__main__":
