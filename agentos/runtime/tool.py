@@ -78,8 +78,9 @@ class Tool:
         """Do the work, with validated arguments as keywords; sync or ``async def``.
 
         Through the kernel a sync ``run`` executes in a worker thread, which cannot be stopped:
-        if its syscall times out it is recorded as ``abandoned`` and left to finish. Make a long
-        tool ``async`` (cancellable) or bound its own running time.
+        if its syscall times out it is recorded as ``abandoned`` and left to finish (holding its
+        ``concurrency`` slot until then). Make a long tool ``async`` (cancellable), give it
+        ``run_in = "process"`` (killed on timeout), or bound its own running time.
 
         Returns:
             Anything; the agent loop shows it to the LLM as text (``str`` or JSON).
