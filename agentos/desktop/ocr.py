@@ -54,6 +54,7 @@ def tesseract_path() -> str:
 
 def read_words(
     image: Image, *, scale: int = 2, offset: tuple[int, int] = (0, 0), min_confidence: float = 30.0,
+    psm: int = 3,
 ) -> list[Word]:
     """The words Tesseract reads in ``image``, in reading order.
 
@@ -62,6 +63,8 @@ def read_words(
         scale: upscale factor before OCR (2 reads UI text; 1 reads almost none of it).
         offset: where ``image``'s top-left corner is on the screen; added to every box.
         min_confidence: words Tesseract is less sure of are dropped.
+        psm: Tesseract's page segmentation mode: 3 (automatic) for a whole screen, 6 (one
+            uniform block) for one window, where it reads grids of buttons far better.
 
     Raises:
         DesktopUnavailable: no tesseract binary, or the ``desktop`` extra is not installed.
@@ -78,7 +81,7 @@ def read_words(
     big = image.convert("L")
     if scale != 1:
         big = big.resize((image.width * scale, image.height * scale), PILImage.Resampling.BICUBIC)
-    data = pytesseract.image_to_data(big, output_type=pytesseract.Output.DICT, config="--psm 3")
+    data = pytesseract.image_to_data(big, output_type=pytesseract.Output.DICT, config=f"--psm {psm}")
     words: list[Word] = []
     dx, dy = offset
     for i, text in enumerate(data["text"]):

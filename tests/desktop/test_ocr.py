@@ -51,6 +51,27 @@ def test_ocr_recall_on_a_known_page_is_near_complete_at_2x_and_lower_raw(
         editor.wait()
 
 
+GALCULATOR = "File Edit View Calculator Help 0 C AC <- ( ) MS MR M+ 7 8 9 / sqrt 4 5 6 * % 1 2 3 - = . +/- +"
+
+
+def test_observation_reads_most_calculator_button_labels(display: VirtualDisplay) -> None:
+    calculator = start_on(display, "galculator", title="galculator")
+    try:
+        labels = GALCULATOR.split()
+        seen = observe(display.name)
+        texts = [e.text for e in seen.elements if e.role == "text"]
+        words = {w for t in texts for w in t.split()}
+        recall = sum(label in words for label in labels) / len(labels)
+        missing = [label for label in labels if label not in words]
+        print(f"OCR recall on {len(labels)} galculator labels (per-window, 2x): {recall:.2f}; "
+              f"missing {missing}")
+        assert recall >= 0.7
+        assert all(e.window == "galculator" for e in seen.elements if e.role == "text")
+    finally:
+        calculator.kill()
+        calculator.wait()
+
+
 def test_an_empty_screen_gives_no_words_and_says_so(display: VirtualDisplay) -> None:
     seen = observe(display.name, "anything")
     assert seen.words == [] and seen.elements == []
