@@ -15,6 +15,7 @@ tool results keep what the action did). Text models only: the screenshot itself 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -241,8 +242,6 @@ class Desktop(Agent):
             llm=llm, max_steps=max_steps, budget=budget, instructions=_INSTRUCTIONS,
             llm_params=llm_params, kernel=kernel, on_step=on_step,
         )
-        import shutil
-
         for program in allow:
             if shutil.which(program) is None:
                 raise DesktopUnavailable(
@@ -290,7 +289,10 @@ class Desktop(Agent):
         if run is None:
             run = kernel.start_run(self.name, task, budget=self.budget)
         record_dir = kernel.settings.data_dir / "desktop" / run.id
+        self.stop.clear()
         try:
+            chosen = self.llm if self.llm is not None else kernel.settings.model
+            wrapped = _LatestScreenOnly(kernel.llm_for(chosen))
             display = self._open_display()
             try:
                 session = DesktopSession(
@@ -308,8 +310,6 @@ class Desktop(Agent):
         self.session = session
         self._tool_specs = desktop_tools(session)
         self._registry = None
-        chosen = self.llm if self.llm is not None else kernel.settings.model
-        wrapped = _LatestScreenOnly(kernel.llm_for(chosen))
         prompt = (f"Your task: {task}\n\nPrograms you may launch: "
                   f"{', '.join(self.policy.programs)}.\n\nThe screen now:\n{session.report()}")
         given, self.llm = self.llm, wrapped
