@@ -238,3 +238,17 @@ def test_a_plugin_entry_point_can_export_langchain_tools() -> None:
         assert registry.discover() == 1
     assert registry.source("reverse") == "LangChain via entry point my_pkg.tools:reverse"
     assert registry.get("reverse")(text="abc") == "cba"
+
+
+def test_two_tools_with_one_name_from_different_sources_are_refused_naming_both(
+    kernel: Kernel,
+) -> None:
+    @lc_tool("add")
+    def lc_add(a: int, b: int) -> int:
+        """Add, the LangChain way."""
+        return a + b
+
+    agent = Agent("dup", llm=ScriptedLLM(["never"]), tools=[add, lc_add], kernel=kernel)
+    with pytest.raises(UserError, match=r"'add' is already registered \(from user\); the one "
+                                        r"from LangChain cannot share its name"):
+        agent.run("add")
