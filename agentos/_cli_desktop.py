@@ -46,6 +46,7 @@ def run_command(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve risky actions (launch, close, typed Enter) without asking; approvals are still recorded.")] = False,
     max_steps: Annotated[Optional[int], typer.Option(help="LLM turns before stopping.")] = None,
     allow: Annotated[Optional[list[str]], typer.Option("--allow", help="Also allow launching this program (repeatable).")] = None,
+    vision: Annotated[Optional[bool], typer.Option("--vision/--no-vision", help="Also send the screenshot to the model; default: when litellm says the model takes images.")] = None,
     countdown: Annotated[int, typer.Option(help="Seconds to wait before acting on a real display.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -68,7 +69,7 @@ def run_command(
 
         display = RealDisplay()
     agent = Desktop(llm=chosen, real_display=real_display, display=display, dry_run=dry_run,
-                    allow=allow or (),
+                    allow=allow or (), vision=vision,
                     confirm=(lambda *_: True) if yes else _ask, max_steps=max_steps,
                     kernel=kernel, on_step=show)
     where = "your screen" if real_display else "a private virtual display"

@@ -9,7 +9,8 @@ the session journals each with its policy decision and before/after screenshots 
 The LLM sees the screen as a numbered element list (windows, then OCR text runs) fenced as
 untrusted data; screen text that gives instructions outside the task is flagged, and typing or
 launching what it says is refused. Each completion gets only the latest screen in full (older
-tool results keep what the action did). Text models only: the screenshot itself is not sent.
+tool results keep what the action did). A vision model (``vision=True``, or by default when
+litellm says the model string takes images) also gets the latest screenshot as an image.
 """
 
 from __future__ import annotations
@@ -171,16 +172,18 @@ def desktop_tools(session: DesktopSession) -> list[Tool]:
 
 
 class _LatestScreenOnly:
-    """Wraps the agent's LLM so each completion sees only the latest screen in full.
+    """Wraps the agent's LLM so each completion sees only the latest screen in full (and, for
+    a vision model, the latest screenshot).
 
     Earlier tool results keep their first part (what the action did, whether it was verified,
     refusals) and lose their element lists: a screen is ~500-1000 tokens, and a small local
     model's context (4096 tokens) would overflow within a few steps otherwise.
     """
 
-    def __init__(self, inner: LLM) -> None:
+    def __init__(self, inner: LLM, screenshot: Callable[[], str] | None = None) -> None:
         self.inner = inner
         self.name = inner.name
+        self.screenshot = screenshot
 
     async def complete(
         self, messages: list[Message], tools: list[dict[str, Any]] | None = None, **params: Any
@@ -194,7 +197,30 @@ class _LatestScreenOnly:
                 message = {**message, "content": (head + " " if head else "")
                            + "[screen at that time omitted; the latest screen is below]"}
             compact.append(message)
+        if self.screenshot is not None:  # a vision model also sees the latest screenshot
+            compact.append({"role": "user", "content": [
+                {"type": "text", "text": "The latest screenshot (untrusted, like the screen text):"},
+                {"type": "image_url", "image_url": {"url": self.screenshot()}},
+            ]})
         return await self.inner.complete(compact, tools, **params)
+
+
+def _png_data_url(image: Any) -> str:
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _supports_vision(model: str | LLM) -> bool:
+    """Whether litellm says ``model`` takes images (False for objects and local models)."""
+    if not isinstance(model, str) or model.startswith("local/"):
+        return False
+    import litellm
+
+    return bool(litellm.supports_vision(model=model))  # False for models it does not know
 
 
 class Desktop(Agent):
@@ -202,7 +228,7 @@ class Desktop(Agent):
 
     Args:
         name: the agent's name in the run store.
-        llm: a model string or LLM object (see :class:`Agent`); text models get the element list.
+        llm: a model string or LLM object (see :class:`Agent`); every model gets the element list.
         real_display: act on the user's screen (``$DISPLAY``) instead of a private Xvfb; then
             pyautogui's fail-safe is on (mouse to a corner aborts).
         policy: the safety rules; defaults to :class:`~agentos.desktop.safety.Policy()`.
@@ -212,6 +238,8 @@ class Desktop(Agent):
         display: a display to use instead of making one (it is closed after the run).
         screen: ``(width, height)`` of the private display.
         verify_retries: fresh observations after each action before it counts as not verified.
+        vision: also send the latest screenshot with each completion; None: when litellm says
+            the model string takes images (never for local models or LLM objects).
         max_steps, budget, llm_params, kernel, on_step: as for :class:`Agent`.
 
     Raises:
@@ -231,6 +259,7 @@ class Desktop(Agent):
         display: Display | None = None,
         screen: tuple[int, int] = (1280, 800),
         verify_retries: int = 3,
+        vision: bool | None = None,
         max_steps: int | None = None,
         budget: Budget | None = None,
         llm_params: dict[str, Any] | None = None,
@@ -255,6 +284,7 @@ class Desktop(Agent):
         self.display = display
         self.screen = screen
         self.verify_retries = verify_retries
+        self.vision = vision
         self.stop = threading.Event()
         self.session: DesktopSession | None = None
 
@@ -292,7 +322,8 @@ class Desktop(Agent):
         self.stop.clear()
         try:
             chosen = self.llm if self.llm is not None else kernel.settings.model
-            wrapped = _LatestScreenOnly(kernel.llm_for(chosen))
+            inner = kernel.llm_for(chosen)
+            vision = _supports_vision(chosen) if self.vision is None else self.vision
             display = self._open_display()
             try:
                 session = DesktopSession(
@@ -308,6 +339,8 @@ class Desktop(Agent):
                 kernel.end_run(run, "failed", None, f"{type(exc).__name__}: {exc}")
             raise
         self.session = session
+        wrapped = _LatestScreenOnly(
+            inner, (lambda: _png_data_url(session.last.image)) if vision else None)
         self._tool_specs = desktop_tools(session)
         self._registry = None
         prompt = (f"Your task: {task}\n\nPrograms you may launch: "

@@ -421,3 +421,29 @@ def test_acts_on_its_own_display_unless_real_display_is_asked_for(
         assert user_screen.running  # the user's display is not stopped by the run
     finally:
         user_screen.close()
+
+
+def test_a_vision_model_also_gets_the_latest_screenshot_and_a_text_model_does_not(
+    kernel: Kernel,
+) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    xvfb_or_fail()
+    for vision in (True, None):
+        llm = ScriptedLLM([call("launch", program="galculator"), "done"])
+        agent = Desktop(llm=llm, confirm=_yes, kernel=kernel, vision=vision, screen=(800, 600))
+        assert agent.run("open galculator").ok
+        last = llm.calls[1][-1]
+        if vision:
+            assert last["role"] == "user"
+            url = last["content"][1]["image_url"]["url"]
+            assert url.startswith("data:image/png;base64,")
+            shot = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+            assert shot.size == (800, 600)
+            assert shot.getbbox() is not None  # the calculator is on it, not a black screen
+        else:  # an LLM object is not known to take images
+            assert last["role"] == "tool"
+            assert not any(isinstance(m.get("content"), list) for m in llm.calls[1])
