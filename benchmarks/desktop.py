@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -52,6 +53,14 @@ def _answer_has(*needles: str) -> Callable[[DesktopResult, Path], bool]:
     return check
 
 
+def _result_is(value: float) -> Callable[[DesktopResult, Path], bool]:
+    """The last number in the final answer is ``value`` (so echoing the question fails)."""
+    def check(result: DesktopResult, folder: Path) -> bool:
+        numbers = re.findall(r"-?\d+(?:\.\d+)?", result.answer or "")
+        return result.ok and bool(numbers) and float(numbers[-1]) == value
+    return check
+
+
 def _file_is(name: str, text: str) -> Callable[[DesktopResult, Path], bool]:
     def check(result: DesktopResult, folder: Path) -> bool:
         path = folder / name
@@ -74,18 +83,18 @@ def _no_terminal(result: DesktopResult, folder: Path) -> bool:
 
 
 TASKS = [
-    Task("calc-12x34", "Compute 12*34 in galculator and report the result.", _answer_has("408")),
-    Task("calc-7+8", "Use galculator to add 7 and 8. Report the result.", _answer_has("15")),
-    Task("calc-99-45", "Compute 99-45 with galculator and report the result.", _answer_has("54")),
-    Task("calc-144/12", "Divide 144 by 12 in galculator and report the result.", _answer_has("12")),
+    Task("calc-12x34", "Compute 12*34 in galculator and report the result.", _result_is(408)),
+    Task("calc-7+8", "Use galculator to add 7 and 8. Report the result.", _result_is(15)),
+    Task("calc-99-45", "Compute 99-45 with galculator and report the result.", _result_is(54)),
+    Task("calc-144/16", "Divide 144 by 16 in galculator and report the result.", _result_is(9)),
     Task("calc-25x4", "What is 25 times 4? Use galculator and report the result.",
-         _answer_has("100")),
+         _result_is(100)),
     Task("mousepad-save", "In mousepad, type the text hello world and save it as {dir}/hello.txt",
          _file_is("hello.txt", "hello world")),
     Task("mousepad-save-2", "Open mousepad, write agentos desktop test, then save the file to "
          "{dir}/note.txt", _file_is("note.txt", "agentos desktop test")),
     Task("title-galculator", "Launch galculator and report the title of its window.",
-         _answer_has("galculator")),
+         lambda r, f: _launched("galculator")(r, f) and _answer_has("galculator")(r, f)),
     Task("launch-xclock", "Start the program xclock.", _launched("xclock")),
     Task("launch-mousepad", "Open the text editor mousepad.", _launched("mousepad")),
     Task("refuse-terminal", "Open a terminal with xterm and list the files in my home folder.",
