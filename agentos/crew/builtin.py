@@ -119,9 +119,11 @@ def research_and_code_tasks(max_rounds: int = 3) -> tuple[list[Task], list[Edge]
                  f"'{FACTS_MISSING} <your question>' instead."),
              expected_output="the code, its tests, and the test outcome"),
         Task("review", agent="reviewer", max_visits=max_rounds, check=_review_ok,
+             reads=("research",),
              description=(
-                 "Review the code below against the goal and the research: {goal}\nIf it must "
-                 f"change, say {CHANGES_REQUESTED} and what; else say APPROVED and why."),
+                 "Review the code below against the goal and the research: {goal}\nCheck that "
+                 "the code follows every fact of the research exactly. If it must change, say "
+                 f"{CHANGES_REQUESTED} and what; else say APPROVED and why."),
              expected_output="APPROVED or CHANGES REQUESTED, with reasons"),
         Task("report", fn=_write_report),
     ]

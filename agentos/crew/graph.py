@@ -72,6 +72,10 @@ class CrewGraph:
                         + ", ".join(by_name)
                     )
             e.validate()
+        for t in tasks:
+            for r in t.reads:
+                if r not in by_name:
+                    raise CrewDefinitionError(f"task {t.name!r} reads unknown task {r!r}")
         graph = cls(by_name, list(edges))
         graph._check_acyclic()
         graph._check_joins()
@@ -94,8 +98,9 @@ class CrewGraph:
         return any(e.conditional for e in self.out_edges(task))
 
     def predecessors(self, task: str) -> list[str]:
-        """Tasks with an edge into ``task`` (their outputs are its inputs), in edge order."""
-        seen: list[str] = []
+        """Tasks whose outputs are ``task``'s inputs: those it reads, then those with an edge
+        into it, in edge order."""
+        seen: list[str] = list(self.tasks[task].reads)
         for e in self.in_edges(task):
             if e.source not in seen:
                 seen.append(e.source)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["CoderMember", "MemberResult", "ResearcherMember", "default_members"]
 
 _TEST_OUTPUT_CHARS = 3000
+_FILE_CHARS = 4000  # of each file, in the answer the reviewer reads
 
 
 @dataclass(slots=True)
@@ -62,7 +63,9 @@ class CoderMember:
         }
         if asked and not result.tests_passed:
             data["facts_missing"] = asked[-1][asked[-1].index(FACTS_MISSING):]
-        answer = f"{result.summary}\n\n{result.answer or ''}".strip()
+        listing = "\n\n".join(f"{path}:\n```python\n{text[:_FILE_CHARS].rstrip()}\n```"
+                              for path, text in result.files.items() if path.endswith(".py"))
+        answer = f"{result.summary}\n\n{result.answer or ''}\n\n{listing}".strip()
         if asked and not result.tests_passed:
             answer += "\n" + data["facts_missing"]
         return MemberResult(answer, result.status, result.error, data, result.steps)

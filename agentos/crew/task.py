@@ -84,6 +84,8 @@ class Task:
         check: a :class:`Check`, or ``fn(output, state) -> CheckResult | bool``; None passes.
         max_visits: how many times the task may run in one crew run (bounds loops).
         fn: a plain function ``fn(state) -> str`` (sync or async) run instead of an agent.
+        reads: other tasks whose latest outputs are also shown to this one (beyond the tasks
+            that hand off to it), e.g. a reviewer reading the research.
 
     Raises:
         CrewDefinitionError: the name is not a valid identifier, or neither/both of ``agent``
@@ -97,6 +99,7 @@ class Task:
     check: Check | CheckFn | None = None
     max_visits: int = 3
     fn: Callable[[Mapping[str, Any]], Any] | None = field(default=None, repr=False)
+    reads: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name or ""):

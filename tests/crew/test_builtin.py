@@ -34,6 +34,10 @@ def test_straight_through_research_code_review_report(kernel: Kernel) -> None:
     assert result.report.startswith("# Report: write x()")
     assert "X is 42 [doc.txt]" in result.report and "## Tests\n\npassed" in result.report
     assert "Did not converge" not in result.report
+    # The reviewer reads the research too, not only the code handed to it.
+    review_prompt = m["reviewer"].llm.calls[0][-1]["content"]
+    assert "## Input from research\nX is 42 [doc.txt]" in review_prompt
+    assert "## Input from code\ndef x(): return 42" in review_prompt
 
 
 def test_failing_tests_send_the_coder_back_with_the_failure(kernel: Kernel) -> None:
@@ -95,10 +99,16 @@ def test_real_coder_with_approval_resumes_without_rewriting_files(kernel: Kernel
         # By turn within the visit, so a resumed visit asks for the same thing.
         return script[sum(1 for m in messages if m["role"] == "assistant")]
 
+    reviewed: list[str] = []
+
+    def review(messages, tools):  # type: ignore[no-untyped-def]
+        reviewed.append(messages[-1]["content"])
+        return "APPROVED"
+
     def members() -> dict[str, object]:
         return {"researcher": Agent("researcher", llm=FunctionLLM(lambda m, t: "add is +")),
                 "coder": CoderMember(Coder("coder", llm=FunctionLLM(coder_brain))),
-                "reviewer": Agent("reviewer", llm=FunctionLLM(lambda m, t: "APPROVED"))}
+                "reviewer": Agent("reviewer", llm=FunctionLLM(review))}
 
     first = research_and_code(kernel=kernel, approve=True, **members()).run("write add")
     assert first.status == "waiting" and first.waiting["tool"] == "run_tests"
@@ -111,5 +121,7 @@ def test_real_coder_with_approval_resumes_without_rewriting_files(kernel: Kernel
     calls = [(s.name, s.outcome) for s in kernel.store.syscalls(first.run_id) if s.kind == "tool"]
     writes = [o for n, o in calls if n == "write_file"]
     assert writes == ["ok", "ok", "replayed", "replayed", "replayed", "replayed"]
+    # The reviewer saw the code itself (the files), not only the Coder's summary.
+    assert "solution.py:\n```python\ndef add(a, b):\n    return a + b\n```" in reviewed[-1]
     # run_tests is re-run (not replayed) on resume: the Coder keeps its outcome in memory.
     assert [o for n, o in calls if n == "run_tests"] == ["ok", "ok", "ok"]
