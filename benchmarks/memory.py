@@ -17,18 +17,20 @@ Measures, in one run:
    docs (Debian ``python3.11-doc``): every file the questions cite plus the tutorial, FAQ,
    HOWTO and language-reference folders are ingested, then recall@5 by source file is counted
    for hybrid and vector-only recall, on embedded Chroma and (``--server``) a ``chroma run``
-   server this script starts on a free port.
+   server this script starts on a free port;
+4. ``--researcher N`` (with ``--eval``): the Researcher on the local model answers the first N
+   questions over the embedded eval memory; status, citation count and files cited.
 
 Prints tables and writes benchmarks/results/memory.json.
 
     python benchmarks/memory.py [--sizes 10000 100000] [--queries 200] [--ingest-chunks 300]
-                                [--eval] [--server] [--skip-scale] [--embedding-cache PATH]
+                                [--eval] [--server] [--researcher N] [--skip-scale]
+                                [--embedding-cache PATH]
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -42,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +69,7 @@ console = Console()
 
 class HashingEmbedder:
     """Feature hashing of lower-cased words and word pairs into 384 signed buckets, log-scaled
-    counts. Deterministic (BLAKE2b), no model."""
+    counts. Deterministic (CRC-32), no model."""
 
     name = "hashing-384"
     dim = 384
@@ -76,8 +79,8 @@ class HashingEmbedder:
         for row, text in enumerate(texts):
             words = re.findall(r"\w+", text.lower())
             for token in words + [f"{a} {b}" for a, b in zip(words, words[1:])]:
-                h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
-                out[row, h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
+                h = zlib.crc32(token.encode())
+                out[row, h % self.dim] += 1.0 if (h >> 31) & 1 else -1.0
         out = np.sign(out) * np.log1p(np.abs(out))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1.0, norms)
@@ -289,6 +292,33 @@ def bench_eval(work: Path, server: bool, cache: Path | None) -> dict:
     return out
 
 
+def bench_researcher(work: Path, n: int, model: str) -> list[dict]:
+    """The Researcher on the first ``n`` questions over the embedded eval memory."""
+    from agentos.agents import Researcher
+    from agentos.config import load_settings
+    from agentos.runtime.kernel import Kernel
+
+    memory = Memory(work / "eval-embedded", embedder=CachedEmbedder(SentenceTransformerEmbedder(), None))
+    kernel = Kernel(load_settings(env={"AGENTOS_DATA_DIR": str(work)}), store=work / "runs.sqlite",
+                    memory=memory)
+    rows = []
+    for q in json.loads(QUESTIONS.read_text())["questions"][:n]:
+        researcher = Researcher("researcher", llm=model, kernel=kernel, namespaces=["global"],
+                                max_subquestions=0, k=3, max_sources=3, max_attempts=3,
+                                llm_params={"max_tokens": 400, "temperature": 0})
+        start = time.perf_counter()
+        report = researcher.run(q["question"])
+        rows.append({"question": q["question"], "status": report.status,
+                     "citations": len(report.citations),
+                     "cited_files": sorted({str(Path(c.source).name) for c in report.citations if c.source}),
+                     "expected": q["sources"], "answers": len(report.steps),
+                     "seconds": time.perf_counter() - start, "answer": report.answer,
+                     "error": report.error})
+        console.print(f"  researcher: {report.status} ({len(report.citations)} citations) {q['question']}")
+    memory.close()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
@@ -300,6 +330,9 @@ def main() -> None:
     parser.add_argument("--eval", action="store_true", help="recall@5 on the 20 docs questions")
     parser.add_argument("--server", action="store_true", help="also evaluate on a Chroma server")
     parser.add_argument("--embedding-cache", type=Path, help="embedding cache for --eval (reused)")
+    parser.add_argument("--researcher", type=int, default=0, metavar="N",
+                        help="with --eval: run the Researcher on the first N questions")
+    parser.add_argument("--model", default="local/qwen2.5-coder-1.5b", help="for --researcher")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -348,7 +381,16 @@ def main() -> None:
                 for mode in ("hybrid", "vector"):
                     for p in r[mode]["per_question"]:
                         if not p["hit"]:
-                            console.print(f"  miss [{backend}/{mode}] {p['question']} -> {p['top5'][:3]}")
+                            console.print(f"  miss \\[{backend}/{mode}] {p['question']} -> {p['top5'][:3]}")
+        if args.eval and args.researcher:
+            rows = bench_researcher(work, args.researcher, args.model)
+            results["researcher"] = {"model": args.model, "questions": rows}
+            table = Table("question", "status", "citations (all verified when succeeded)",
+                          "cited files", "answers", "seconds", title=f"Researcher on {args.model}")
+            for r in rows:
+                table.add_row(r["question"], r["status"], str(r["citations"]),
+                              ", ".join(r["cited_files"]), str(r["answers"]), f"{r['seconds']:.0f}")
+            console.print(table)
     results["machine"]["load_avg_end"] = os.getloadavg()[0]
     results["peak_rss_mib"] = peak_rss_mib()
     args.out.parent.mkdir(parents=True, exist_ok=True)
