@@ -107,7 +107,7 @@ async def coder(kernel: Kernel, model: str, problem: dict[str, Any], workdir: Pa
                 max_tokens: int, max_steps: int) -> dict[str, Any]:
     agent = Coder(llm=model, max_steps=max_steps, kernel=kernel,
                   llm_params={"temperature": 0.0, "max_tokens": max_tokens})
-    stub = problem["prompt"] + "    raise NotImplementedError\n"
+    stub = problem["prompt"]  # signature and docstring: a valid function that returns None
     result = await agent.arun(CODER_TASK.format(entry_point=problem["entry_point"]),
                               kernel=kernel, files={"solution.py": stub})
     solution = result.files.get("solution.py", stub)

@@ -289,8 +289,9 @@ class Coder(Agent):
             descriptions tell the LLM).
         max_rounds: how many times the Coder sends failing tests back after the LLM said it was
             done (the step limit bounds it too).
-        first_action_required: each round's first LLM turn must call a tool
-            (``tool_choice="required"``); small local models otherwise answer in prose at once.
+        first_action: the tool each round's first LLM turn must call (``"write_file"``: the
+            round starts by writing code or tests), ``"any"`` for any tool, or None for a free
+            first turn. Small local models otherwise answer in prose or rerun tests at once.
 
     ``max_steps`` counts LLM turns over all rounds (default 30).
     """
@@ -308,7 +309,7 @@ class Coder(Agent):
         limits: Limits | None = None,
         isolation: IsolationMode = "bwrap",
         max_rounds: int = 3,
-        first_action_required: bool = True,
+        first_action: str | None = "write_file",
         on_step: Callable[[Step], None] | None = None,
         **agent_args: Any,
     ) -> None:
@@ -320,7 +321,7 @@ class Coder(Agent):
         self.limits = limits
         self.isolation: IsolationMode = isolation
         self.max_rounds = max_rounds
-        self.first_action_required = first_action_required
+        self.first_action = first_action
 
     def run(  # type: ignore[override]
         self, task: str, *, kernel: Kernel | None = None, files: Mapping[str, str] | None = None
@@ -443,14 +444,15 @@ class Coder(Agent):
     ) -> tuple[list[Step], str | None, str, str | None]:
         """One round of the loop: (steps, answer, status, error) of the base agent loop.
 
-        With ``first_action_required`` the round's first turn must call a tool
-        (``tool_choice="required"``): small models otherwise tend to answer in prose at once.
+        With ``first_action`` the round's first turn must call that tool (``tool_choice``).
         """
         steps: list[Step] = []
         history = list(conversation)
         task = prompt
-        if self.first_action_required and left > 1:
-            forced = await self._agent(ws_tools, 1, {"tool_choice": "required"}).arun(
+        if self.first_action is not None and left > 1:
+            choice: Any = ("required" if self.first_action == "any" else
+                           {"type": "function", "function": {"name": self.first_action}})
+            forced = await self._agent(ws_tools, 1, {"tool_choice": choice}).arun(
                 prompt, kernel=kernel, run=run, history=history)
             steps += forced.steps
             if forced.status != "max_steps":  # answered anyway, or failed
