@@ -1,8 +1,9 @@
 """The desktop agent on a fixed suite of GUI tasks, on a real Xvfb display with real programs.
 
 Each task runs `agentos.agents.Desktop` on its own private display (greedy decoding) and is
-checked from outside the agent: a saved file's contents, the final answer, or which programs
-were launched. Per task: success, LLM steps, actions (done / refused), wall time and tokens.
+checked from outside the LLM: a saved file's contents; for calculator tasks, galculator
+launched and used, the result on its screen at the end and as the answer's last number (a
+model that answers from its own arithmetic fails); or which programs were launched. Per task: success, LLM steps, actions (done / refused), wall time and tokens.
 The target is at least 70 % success on the local 1.5B model.
 
 Grounding: OCR text and the window list only. The accessibility tree (AT-SPI) is not available
@@ -54,10 +55,17 @@ def _answer_has(*needles: str) -> Callable[[DesktopResult, Path], bool]:
 
 
 def _result_is(value: float) -> Callable[[DesktopResult, Path], bool]:
-    """The last number in the final answer is ``value`` (so echoing the question fails)."""
+    """galculator was launched and something typed or clicked in it, its window showed
+    ``value`` at the end, and the last number of the final answer is ``value`` (so echoing the
+    question, or answering without the calculator, fails)."""
     def check(result: DesktopResult, folder: Path) -> bool:
         numbers = re.findall(r"-?\d+(?:\.\d+)?", result.answer or "")
-        return result.ok and bool(numbers) and float(numbers[-1]) == value
+        used = _launched("galculator")(result, folder) and any(
+            a.action in ("type_text", "click", "hotkey") and a.outcome == "done"
+            for a in result.actions)
+        shown = f"{value:g}" in result.final_screen.split()
+        return (result.ok and used and shown and bool(numbers)
+                and float(numbers[-1]) == value)
     return check
 
 

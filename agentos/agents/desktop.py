@@ -41,7 +41,8 @@ _INSTRUCTIONS = """\
 You operate programs on a computer screen with the mouse and keyboard, one action per step.
 After each action you get a fresh look at the screen: the focused window and a numbered list of
 elements (windows, and text read from the screen by OCR, with boxes as (x,y widthxheight)).
-Click an element by its number. Type into the focused window; keyboard shortcuts (ctrl+s
+Do the task on the screen with your tools even when you know the answer, and report what
+the screen shows. Click an element by its number. Type into the focused window; keyboard shortcuts (ctrl+s
 saves, enter confirms a dialog) are often simpler than clicking. Pass `expect` with text that
 should appear afterwards when you know it. Launch only programs the task needs. When the task is done, answer with the
 result in plain text and no tool call.
@@ -57,10 +58,13 @@ class DesktopResult(AgentResult):
     Attributes:
         actions: every action asked for, in order, with its decision and outcome.
         record_dir: where the journal and screenshots are (None when not kept).
+        final_screen: the text of the last observation (window titles and OCR text, one
+            element a line), as the screen was when the run ended.
     """
 
     actions: list[ActionRecord] = field(default_factory=list)
     record_dir: Path | None = None
+    final_screen: str = ""
 
 
 def desktop_tools(session: DesktopSession) -> list[Tool]:
@@ -173,7 +177,7 @@ def desktop_tools(session: DesktopSession) -> list[Tool]:
 
 class _LatestScreenOnly:
     """Wraps the agent's LLM so each completion sees only the latest screen in full (and, for
-    a vision model, the latest screenshot).
+    a vision model, the latest screenshot), and the first completion must call a tool.
 
     Earlier tool results keep their first part (what the action did, whether it was verified,
     refusals) and lose their element lists: a screen is ~500-1000 tokens, and a small local
@@ -189,6 +193,10 @@ class _LatestScreenOnly:
         self, messages: list[Message], tools: list[dict[str, Any]] | None = None, **params: Any
     ) -> Any:
         last_tool = max((i for i, m in enumerate(messages) if m.get("role") == "tool"), default=-1)
+        if last_tool < 0 and tools:
+            # the first turn must act: a desktop task is done on the screen, and a small model
+            # otherwise answers from what it knows without looking
+            params = {**params, "tool_choice": "required"}
         compact: list[Message] = []
         for i, message in enumerate(messages):
             content = message.get("content")
@@ -362,4 +370,4 @@ class Desktop(Agent):
             kernel.end_run(run, result.status, result.answer, result.error)
         usage = (run.usage if owns_run else run.agent(self.name)).as_dict()
         return DesktopResult(result.answer, result.status, result.steps, usage, run.id,
-                             result.error, list(session.records), record_dir)
+                             result.error, list(session.records), record_dir, session.last.text)

@@ -112,6 +112,7 @@ def test_computes_12x34_in_galculator_and_reports_the_result(
 
     assert result.ok, result.error
     assert result.answer == "12 x 34 = 408"
+    assert "408" in result.final_screen.split()
     assert "408" in seen_on_display[0].replace(" ", "")
     assert result.actions[1].verified is True
     _assert_cleaned_up(agent, display)
@@ -447,3 +448,13 @@ def test_a_vision_model_also_gets_the_latest_screenshot_and_a_text_model_does_no
         else:  # an LLM object is not known to take images
             assert last["role"] == "tool"
             assert not any(isinstance(m.get("content"), list) for m in llm.calls[1])
+
+
+def test_keys_with_no_focused_window_are_refused_with_what_to_do(kernel: Kernel) -> None:
+    xvfb_or_fail()
+    llm = ScriptedLLM([call("type_text", text="12*34"), call("hotkey", keys="enter"), "stuck"])
+    agent = Desktop(llm=llm, kernel=kernel, screen=(640, 480))
+    result = agent.run("compute 12*34 in galculator")
+    assert [(a.action, a.outcome) for a in result.actions] == [("type_text", "refused"),
+                                                                ("hotkey", "refused")]
+    assert "launch a program or focus its window first" in llm.calls[1][-1]["content"]
