@@ -97,7 +97,7 @@ def busiest_minute(times: list[float]) -> int:
 
 
 async def crew(
-    llm: Any = None, kernel: Kernel | None = None, *, rpm: float = 12.0, intern_tokens: int = 1500
+    llm: Any = None, kernel: Kernel | None = None, *, rpm: float = 12.0, intern_tokens: int = 1000
 ) -> Report:
     """Run the four agents on ``QUESTIONS`` at once in one run; report from the run store.
 
@@ -165,7 +165,7 @@ def show(report: Report) -> None:
 
 
 def main(
-    llm: Any = None, kernel: Kernel | None = None, *, rpm: float = 12.0, intern_tokens: int = 1500
+    llm: Any = None, kernel: Kernel | None = None, *, rpm: float = 12.0, intern_tokens: int = 1000
 ) -> Report:
     """Run :func:`crew` and print what it did; arguments as for :func:`crew`."""
     report = asyncio.run(crew(llm, kernel, rpm=rpm, intern_tokens=intern_tokens))
