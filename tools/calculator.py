@@ -65,7 +65,7 @@ def evaluate(expression: str) -> float | int:
 
 @tool
 def calculator(expression: str) -> float | int:
-    """Evaluate an arithmetic expression exactly, e.g. "(17 * 23) + sqrt(16)".
+    """Evaluate an arithmetic expression exactly and return its value.
 
     Args:
         expression: numbers, + - * / // % **, parentheses, pi, e, sqrt/log/exp/sin/cos/abs/round/min/max.
