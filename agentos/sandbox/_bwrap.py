@@ -180,7 +180,6 @@ def build(
     made: set[Path] = {Path("/"), Path("/usr"), Path("/etc")}
     binds = [(root, root) for root in roots]
     extra = [(p.resolve(), p.resolve()) for p in ro_binds]
-    opts += _ro_binds(binds, made)
     opts += [
         "--bind", str(workdir), WORKSPACE,
         "--proc", "/proc", "--dev", "/dev",
@@ -188,7 +187,9 @@ def build(
         "--perms", "1777", "--size", str(min(tmp_mb, 64) * 1024 * 1024), "--tmpfs", "/dev/shm",
     ]
     made |= {Path("/tmp"), Path("/dev"), Path("/proc")}
-    opts += _ro_binds(extra, made)  # after /tmp, which would hide binds below it
+    # After /tmp, which would hide binds below it (an interpreter or venv under /tmp, as in a
+    # checkout cloned there).
+    opts += _ro_binds(binds + extra, made)
     for secret in _sensitive(data_dir):  # only matters when a bind above contains one
         if secret.exists() and any(src in secret.parents for src, _ in binds + extra):
             opts += (["--tmpfs", str(secret)] if secret.is_dir()

@@ -176,3 +176,22 @@ def _check_as_nobody(tmp_path: Path, loopback_server: LoopbackServer) -> None:
     assert loopback_server.accepted == []
     with open(secret) as f:  # control: the file is there and readable on the host
         assert f.read() == "host secret"
+
+
+def test_an_interpreter_under_tmp_is_visible_inside_the_sandbox(tmp_path: Path) -> None:
+    # The sandbox mounts a private /tmp; an interpreter prefix below /tmp (a venv in a checkout
+    # cloned there, as CI may do) must be bound after it, not hidden by it.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages",
+                    str(venv)], check=True)
+    assert str(venv).startswith(tempfile.gettempdir())
+    repo = Path(__file__).resolve().parents[2]
+    script = (
+        "import sys, tempfile; from pathlib import Path; from agentos.sandbox import run\n"
+        "ws = Path(tempfile.mkdtemp()); r = run([sys.executable, '-c', 'print(6 * 7)'], ws)\n"
+        "print(r.stdout.strip() or r.stderr)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", script], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert out.stdout.strip() == "42", out.stdout + out.stderr
