@@ -157,10 +157,16 @@ class JournaledKernel:
         """
         key = self._next_key("tool")
         request = digest({"name": name, "arguments": arguments})
-        if name in self._approve_tools:
+        permissions = self._kernel.tool_permissions.get(name)
+        needs_kernel_approval = permissions is not None and permissions.approval
+        if name in self._approve_tools or needs_kernel_approval:
             # Before the journal: a replayed visit asks again and LangGraph answers from the
-            # decisions already given, so answers stay matched to their calls.
+            # decisions already given, so answers stay matched to their calls. A tool whose
+            # kernel permissions need approval is asked here, through the crew's interrupt,
+            # and the kernel records that decision instead of asking again.
             self._ask_approval(run, agent, name, arguments)
+            if needs_kernel_approval:
+                kwargs["approved_by"] = "crew"
         recorded = None if name in self._rerun_tools else self._journal.get(key, request)
         if recorded is not None:
             self._record_replay(run, agent, "tool", name, key)
@@ -182,7 +188,9 @@ class JournaledKernel:
         question = {
             "kind": "approval", "syscall_id": key, "agent": agent, "tool": name,
             "arguments": arguments,
-            "question": f"{agent} wants to run the code-running tool {name}. Approve?",
+            "question": (f"{agent} wants to run the code-running tool {name}. Approve?"
+                         if name in self._approve_tools else
+                         f"{agent} wants to call {name}, which needs approval. Approve?"),
         }
         # Always call interrupt(): LangGraph hands this visit's answers back by call order.
         answer = interrupt(question)

@@ -491,6 +491,7 @@ class Kernel:
         registry: ToolRegistry | None = None,
         timeout: float | None = None,
         priority: float = 0.0,
+        approved_by: str | None = None,
     ) -> Any:
         """Validate a tool's arguments (once) and run it as a syscall on pool ``tool:<name>``.
 
@@ -510,6 +511,9 @@ class Kernel:
             registry: where ``name`` is looked up; defaults to :attr:`registry`.
             timeout: seconds; defaults to ``settings.timeout_s``.
             priority: for the ``priority`` policy (higher runs first).
+            approved_by: who already approved this very call (e.g. ``"crew"``: a crew asked its
+                human through its own approval interrupt); a tool whose permissions need
+                approval then records that decision instead of asking :attr:`approver` again.
 
         Returns:
             What the tool returned.
@@ -538,7 +542,7 @@ class Kernel:
         permissions = self.tool_permissions.get(name)
         limit = t.concurrency
         if permissions is not None:
-            await self._permit(run, agent, name, arguments, permissions, now)
+            await self._permit(run, agent, name, arguments, permissions, now, approved_by)
             if permissions.timeout_s is not None:
                 timeout = min(timeout or self.settings.timeout_s, permissions.timeout_s)
             if permissions.concurrency is not None:
@@ -585,7 +589,8 @@ class Kernel:
         return value
 
     async def _permit(self, run: Run, agent: str, name: str, arguments: dict[str, Any],
-                      permissions: ToolPermissions, now: float) -> None:
+                      permissions: ToolPermissions, now: float,
+                      approved_by: str | None = None) -> None:
         """Check ``permissions`` for this call; a refusal is recorded as ``denied`` and raised.
 
         Approval decisions are kept in the run store as messages on topic ``tool.approvals``.
@@ -594,7 +599,11 @@ class Kernel:
 
         reason = permissions.agent_refusal(name, agent)
         if reason is None and permissions.approval:
-            if self.approver is None:
+            if approved_by is not None:
+                self.store.record_message(run.id, "tool.approvals", agent,
+                                          {"tool": name, "arguments": arguments,
+                                           "approved": True, "by": approved_by})
+            elif self.approver is None:
                 reason = (
                     f"tool {name!r} needs a human's approval for each call and no approver is "
                     "set: run `agentos run` on a terminal or with --approve, set "

@@ -79,3 +79,35 @@ def test_resume_with_an_answer_for_a_run_that_does_not_wait(kernel: Kernel, ran:
     kernel.store.execute("UPDATE runs SET status='abandoned' WHERE id=?", (result.run_id,))
     with pytest.raises(RunNotResumable, match="not waiting for approval"):
         _crew(kernel, ran, []).resume(result.run_id, approve=True)
+
+
+def test_a_tool_whose_permissions_need_approval_asks_through_the_crew(
+    kernel: Kernel, ran: list[str]
+) -> None:
+    from agentos.runtime.permissions import ToolPermissions
+
+    @tool
+    def send_mail(to: str) -> str:
+        """Send a mail (records that it was sent)."""
+        ran.append(to)
+        return "sent"
+
+    def brain(messages, tools):  # type: ignore[no-untyped-def]
+        turns = sum(1 for m in messages if m["role"] == "assistant")
+        return [call("send_mail", to="ops@example.com"), "done"][turns]
+
+    kernel.tool_permissions["send_mail"] = ToolPermissions(approval=True)
+    assert kernel.approver is None  # without the crew's interrupt the kernel would refuse it
+
+    def crew() -> Crew:
+        mailer = Agent("mailer", llm=FunctionLLM(brain), tools=[send_mail])
+        return Crew([mailer], [Task("mail", agent="mailer")], kernel=kernel)
+
+    result = crew().run("mail ops")
+    assert result.status == "waiting" and result.waiting["tool"] == "send_mail" and ran == []
+    resumed = crew().resume(result.run_id, approve=True)
+    assert resumed.status == "succeeded" and ran == ["ops@example.com"]
+    kernel_decisions = [m["payload"] for m in kernel.store.messages(result.run_id)
+                        if m["topic"] == "tool.approvals"]
+    assert kernel_decisions == [{"tool": "send_mail", "arguments": {"to": "ops@example.com"},
+                                 "approved": True, "by": "crew"}]
