@@ -310,12 +310,16 @@ class Kernel:
             raise
         timeout = timeout or self.settings.timeout_s
         deadline, wall_scope = self._deadline(run, agent)
+        run.usage.reserved_tokens += est_tokens
+        agent_usage.reserved_tokens += est_tokens
         try:
             outcome = await self.scheduler.submit(
                 resource, fn, share_key=agent, run_id=run.id, priority=priority, weight=weight,
                 est_tokens=est_tokens, timeout=timeout, retry=retry, deadline=deadline,
             )
         except BaseException as error:
+            run.usage.reserved_tokens -= est_tokens
+            agent_usage.reserved_tokens -= est_tokens
             stopped = isinstance(error, (SyscallTimeout, Cancelled, asyncio.CancelledError))
             left_running = stopped and abandon is not None and abandon()
             note = f"; {_ABANDONED}" if left_running else ""
@@ -340,6 +344,8 @@ class Kernel:
             if left_running and isinstance(error, (SyscallTimeout, Cancelled)):
                 raise type(error)(f"{error}{note}") from error
             raise
+        run.usage.reserved_tokens -= est_tokens
+        agent_usage.reserved_tokens -= est_tokens
         value = outcome.value
         p = c = 0
         cost = energy = 0.0

@@ -196,6 +196,31 @@ def test_budget_exceeded_is_raised_to_direct_kernel_callers(kernel: Kernel) -> N
         asyncio.run(main())
 
 
+def test_concurrent_calls_cannot_all_spend_the_same_remaining_tokens(kernel: Kernel) -> None:
+    """Calls in flight reserve their estimate: of three concurrent calls whose estimates each
+    fit the budget alone but not two together, one runs and two are refused."""
+    sent: list[int] = []
+
+    async def slow(messages, tools):  # type: ignore[no-untyped-def]
+        sent.append(1)
+        await asyncio.sleep(0.05)
+        return "ok"
+
+    async def main() -> list[BaseException | Completion]:
+        run = kernel.start_run("reserve", budget=Budget(tokens=500))
+        llm = FunctionLLM(slow, name="slow")
+        messages = [{"role": "user", "content": "hi"}]
+        calls = [kernel.llm(run, f"a{i}", llm, messages, max_tokens=300) for i in range(3)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert run.usage.reserved_tokens == 0  # every reservation was released
+        return results
+
+    kernel.configure_pool("llm:slow", max_concurrency=3)
+    results = asyncio.run(main())
+    assert sum(isinstance(r, BudgetExceeded) for r in results) == 2
+    assert len(sent) == 1
+
+
 def test_kernels_share_a_redis_bus(tmp_path: Path, redis_url: str) -> None:
     """Two kernels (as two processes would) talk over Redis Streams, both ways; each records
     what it sent (a publish syscall and the message) in its own run store."""

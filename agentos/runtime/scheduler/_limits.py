@@ -74,8 +74,9 @@ class Budget:
 
     Attributes:
         tokens: prompt plus completion tokens. A completion is admitted while the tokens used
-            so far plus its estimate (about a token per 4 prompt characters, plus
-            ``max_tokens``) fit.
+            so far, the estimates of calls still in flight and its own estimate (about a token
+            per 4 prompt characters, plus ``max_tokens``) fit; without ``max_tokens`` a
+            completion's length is unknown, so the last one may overshoot.
         cost: US dollars, from litellm's cost map (local models and models missing from the
             map cost 0). Checked before each syscall: the last one may overshoot it.
         wall_s: seconds since the run started (for an agent: since its first syscall).
@@ -108,6 +109,9 @@ class Usage:
         syscalls: how many syscalls completed successfully (refused or failed ones are not
             counted); ``by_kind`` splits them by kind (``llm``, ``tool``, ...).
         started_at: when its wall clock started (the kernel's clock), ``None`` before.
+        reserved_tokens: the token estimates of its syscalls admitted but not finished yet;
+            a new syscall's estimate must fit beside them, so concurrent calls cannot all be
+            admitted against the same remaining tokens.
     """
 
     prompt_tokens: int = 0
@@ -117,6 +121,7 @@ class Usage:
     syscalls: int = 0
     started_at: float | None = None
     by_kind: dict[str, int] = field(default_factory=dict)
+    reserved_tokens: int = 0
 
     @property
     def tokens(self) -> int:
@@ -153,16 +158,19 @@ def check_budget(
 ) -> None:
     """Raise :class:`BudgetExceeded` when a syscall needing ``est_tokens`` would break ``budget``.
 
-    Pure: reads ``usage`` and ``now`` only. Tokens are checked with the estimate added; cost,
-    energy and wall time are checked as used so far.
+    Pure: reads ``usage`` and ``now`` only. Tokens are checked with the estimate added to what
+    was used and what in-flight syscalls reserved; cost, energy and wall time are checked as used
+    so far.
 
     Raises:
         BudgetExceeded: with ``scope``, the limit that is reached, the limit and the usage.
     """
     if budget is None:
         return
-    if budget.tokens is not None and usage.tokens + est_tokens > budget.tokens:
-        raise BudgetExceeded(scope, "tokens", budget.tokens, usage.tokens, est_tokens)
+    if (budget.tokens is not None
+            and usage.tokens + usage.reserved_tokens + est_tokens > budget.tokens):
+        raise BudgetExceeded(scope, "tokens", budget.tokens,
+                             usage.tokens + usage.reserved_tokens, est_tokens)
     if budget.cost is not None and usage.cost >= budget.cost:
         raise BudgetExceeded(scope, "cost", budget.cost, usage.cost)
     if budget.energy_j is not None and usage.energy_j >= budget.energy_j:
