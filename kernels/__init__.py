@@ -7,6 +7,9 @@ Imports only torch. What is here:
 - :mod:`agentos.kernels.ring`: ring attention across the ranks of a ``torch.distributed`` group.
 - :mod:`agentos.kernels.moe`: Mixture-of-Experts routing, sort-based dispatch and expert
   parallelism.
+- :mod:`agentos.kernels.sparsity`: pruning masks (unstructured, N:M, structured), importance
+  scores (magnitude, Wanda, movement), the cubic schedule and RigL dynamic sparsity.
+- :mod:`agentos.kernels.quant`: int8 dynamic quantization of linears and weight-only int8 / int4.
 - :mod:`agentos.kernels.launch`: run a function on local ranks of a real process group (gloo on
   CPU, NCCL on CUDA).
 
