@@ -8,6 +8,12 @@ each a kernel tool syscall (so ``agentos runs show`` lists every write and every
 sandbox). A path that leaves the workspace (absolute, ``..``, or a symlink pointing out) is
 refused with a message the LLM can act on.
 
+Two repairs keep a small model's loop on track, each reported in the tool's result: a
+``write_file`` of Python that does not compile says so at once (with the line), and
+``run_tests`` first adds the import a test file lacks when it uses a name that exactly one
+module beside it defines (``from solution import f``: small models write tests that call ``f``
+without importing it, then cannot read the ``NameError``).
+
 When the LLM says it is done, the Coder runs the tests itself; if they fail (or there are none)
 it tells the LLM so and the loop goes on, until they pass or the step or budget limit ends it.
 The result holds the files, the last test output and a summary either way.
@@ -15,8 +21,11 @@ The result holds the files, the last test output and a summary either way.
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import builtins
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +42,12 @@ if TYPE_CHECKING:
     from agentos.runtime.scheduler import Budget
     from agentos.sandbox import IsolationMode, Limits, SandboxResult
 
-__all__ = ["Coder", "CoderResult", "Workspace"]
+__all__ = ["Coder", "CoderResult", "Workspace", "add_missing_imports"]
 
 _MAX_FILE_BYTES = 1_000_000
 _MAX_READ_CHARS = 20_000
 _TEST_TAIL_CHARS = 3_000
+_TOOL_TAIL_CHARS = 1_500  # of pytest's output, in a tool result the LLM reads
 _SHOW_FILE_CHARS = 4_000  # given files up to this size are shown in the task
 _SKIP_DIRS = {"__pycache__", ".pytest_cache"}
 
@@ -163,7 +173,16 @@ class Workspace:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         self.changed = True
-        return f"wrote {path} ({len(data)} bytes, {content.count(chr(10)) + 1} lines)"
+        wrote = f"wrote {path} ({len(data)} bytes, {content.count(chr(10)) + 1} lines)"
+        if target.suffix == ".py":
+            try:
+                compile(content, path, "exec", dont_inherit=True)
+            except (SyntaxError, ValueError) as error:
+                line = getattr(error, "lineno", None)
+                return (f"{wrote}, but it does not compile: {getattr(error, 'msg', error)}"
+                        + (f" (line {line})" if line else "")
+                        + f"; write {path} again with the error fixed")
+        return wrote
 
     def edit_file(self, path: str, search: str, replace: str) -> str:
         target = self.path(path)
@@ -195,22 +214,55 @@ class Workspace:
     def run_tests(self, path: str = "") -> dict[str, Any]:
         from agentos.sandbox import run
 
-        argv = ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--color=no"]
+        argv = ["python", "-m", "pytest", "-q", "--tb=short", "-p", "no:cacheprovider",
+                "--color=no"]
         if path:
             argv.append(self.path(path).relative_to(self.root).as_posix())
+        repaired = self.repair_test_imports()
         unchanged = not self.changed and self.last_tests is not None
         result = run(argv, self.root, limits=self.limits, isolation=self.isolation)
         self.last_tests = result
         self.test_runs += 1
         self.changed = False
-        brief = _brief(result, tail=_TEST_TAIL_CHARS)
+        brief = _brief(result, tail=_TOOL_TAIL_CHARS)
         brief["passed"] = result.returncode == 0
+        if repaired:
+            brief["repaired"] = "; ".join(repaired)
         if result.returncode == 5:
             brief["note"] = "no tests were collected: write test_*.py files with test_ functions"
         elif result.returncode != 0 and unchanged:
             brief["note"] = ("no file changed since the last test run, so the tests fail the same "
                              "way: change the code with write_file or edit_file first")
         return brief
+
+    def repair_test_imports(self) -> list[str]:
+        """Add to each ``test_*.py`` the imports it lacks: a name it uses but never binds
+        that exactly one module in the same folder defines at top level. Returns what was
+        added, one note per file (empty when nothing was)."""
+        notes: list[str] = []
+        for test in sorted(self.root.rglob("test_*.py")):
+            rel = test.relative_to(self.root)
+            if any(part in _SKIP_DIRS for part in rel.parts) or test.is_symlink():
+                continue
+            modules: dict[str, str] = {}
+            for module in sorted(test.parent.glob("*.py")):
+                if module.stem.startswith("test_") or module.stem == "conftest":
+                    continue
+                try:
+                    modules[module.stem] = module.read_text()
+                except (OSError, UnicodeDecodeError):
+                    continue
+            try:
+                text = test.read_text()
+            except (OSError, UnicodeDecodeError):
+                continue
+            fixed, added = add_missing_imports(text, modules)
+            if added:
+                test.write_text(fixed)
+                self.changed = True
+                notes.append(f"added `{'`, `'.join(added)}` to {rel.as_posix()} (it used "
+                             "these names without importing them)")
+        return notes
 
     def tools(self) -> list[Tool]:
         """The six tools, bound to this workspace."""
@@ -256,7 +308,8 @@ class Workspace:
             return ws.run_python(path)
 
         def run_tests(path: str = "") -> dict[str, Any]:
-            """Run pytest on the workspace (or one test file) in the sandbox.
+            """Run pytest on the workspace (or one test file) in the sandbox; an import of the
+            workspace's code that a test file lacks is added first.
 
             Args:
                 path: a test file to run; empty runs every test_*.py.
@@ -265,6 +318,87 @@ class Workspace:
 
         return [tool(fn) for fn in (write_file, edit_file, read_file, list_files, run_tests,
                                     run_python)]
+
+
+def _bound_names(tree: ast.AST) -> tuple[set[str], set[str], bool]:
+    """(names a module binds anywhere, names it reads, whether it star-imports)."""
+    bound: set[str] = set()
+    used: set[str] = set()
+    star = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (used if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*":
+                    star = True
+                bound.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            bound.update(node.names)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            bound.add(node.rest)
+    return bound, used, star
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+def add_missing_imports(test: str, modules: Mapping[str, str]) -> tuple[str, list[str]]:
+    """``test`` with ``from <module> import <names>`` added for every name it reads but never
+    binds (nor a builtin) that exactly one of ``modules`` (name -> source) defines at top
+    level (a module with a syntax error: its ``def``/``class`` lines at column 0), after its
+    leading docstring and imports; and the import lines added. A test that does not parse, or
+    star-imports, comes back unchanged. Pure: no I/O."""
+    try:
+        tree = ast.parse(test)
+    except SyntaxError:
+        return test, []
+    bound, used, star = _bound_names(tree)
+    missing = sorted(used - bound - set(dir(builtins)))
+    if star or not missing:
+        return test, []
+    defined: dict[str, set[str]] = {}
+    for name, source in modules.items():
+        try:
+            defined[name] = _top_level_names(ast.parse(source))
+        except SyntaxError:  # still being fixed: its top-level def and class lines count
+            defined[name] = set(re.findall(r"^(?:async\s+def|def|class)\s+(\w+)", source, re.M))
+    wanted: dict[str, list[str]] = {}
+    for name in missing:
+        owners = [module for module, names in defined.items() if name in names]
+        if len(owners) == 1:
+            wanted.setdefault(owners[0], []).append(name)
+    if not wanted:
+        return test, []
+    added = [f"from {module} import {', '.join(names)}" for module, names in wanted.items()]
+    after = 0  # the line after which the imports go
+    for node in tree.body:
+        docstring = (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+                     and isinstance(node.value.value, str) and node is tree.body[0])
+        if not (docstring or isinstance(node, (ast.Import, ast.ImportFrom))):
+            break
+        after = node.end_lineno or after
+    lines = test.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n") and after >= len(lines):
+        lines[-1] += "\n"
+    lines[after:after] = [line + "\n" for line in added]
+    return "".join(lines), added
 
 
 def _brief(result: SandboxResult, *, tail: int) -> dict[str, Any]:

@@ -11,10 +11,12 @@ API (what a crew relies on)::
 
 A run: (1) the LLM splits the question into at most ``max_subquestions`` sub-questions;
 (2) each sub-question (and the question) is recalled from ``namespaces`` through the kernel
-(memory syscalls, grant-checked); (3) the LLM answers from the retrieved chunks as JSON claims,
-each naming the chunk it rests on and a short quote copied from it (a quote that is word for
-word in another chunk retrieved in this run, and only there, is re-pointed to that chunk:
-small models mix up source labels); (4)
+(memory syscalls, grant-checked); (3) the LLM answers from the retrieved chunks as JSON claims.
+The chunks are shown as numbered lines (``S1.3``: source 1, line 3) and a claim names the lines
+it rests on: the Researcher copies those lines, verbatim, as the claim's quote, so a small model
+that cannot copy text exactly still cites exactly what it points at. A claim may instead give a
+quote of its own (a quote that is word for word in another chunk retrieved in this run, and only
+there, is re-pointed to that chunk: small models mix up source labels); (4)
 :func:`check_citations` verifies every quote appears in the cited chunk and every cited chunk
 was retrieved in this run; failures go back to the LLM (up to ``max_attempts`` answers); (5) a
 verified report's claims are written, with their citations, to the write namespace (the crew's
@@ -148,15 +150,19 @@ _PLAN = (
     "be looked up. Reply with only a JSON list of strings.\n\nQuestion: {question}"
 )
 _ANSWER = (
-    "Answer the question using only the sources below.\n\nQuestion: {question}\n\n"
+    "Answer the question using only the sources below. Every source line starts with its id "
+    "(S1.3 is line 3 of source S1).\n\nQuestion: {question}\n\n"
     "Sources:\n{sources}\n\n"
     "Reply with only a JSON object, no other text:\n"
-    '{{"answer": "<the answer in a few sentences>", "claims": [{{"claim": "<one fact the answer '
-    'states>", "source": "<the source label, e.g. S1>", "quote": "<5 to 12 words copied exactly '
-    'from that source>"}}]}}\n'
-    "Give one to three claims. Every fact in the answer must be a claim with a source and an "
-    "exact quote."
+    '{{"answer": "<the answer: every rule, format, number and example the sources give for '
+    'it>", "claims": [{{"claim": "<one fact the answer states>", "lines": ["<the id of a line '
+    'that states it, e.g. S1.3>"]}}]}}\n'
+    "Give one to four claims. Every fact in the answer must be a claim that names the lines "
+    "stating it."
 )
+_LINE_CHARS = 160  # a longer line is shown as its sentences, each with its own id
+_LINE_REF = re.compile(r"\bS(\d+)\s*[.:]\s*(\d+)(?:\s*-\s*(?:S\1\s*[.:]\s*)?(\d+))?")
+_MAX_RANGE = 8  # lines one reference may span (S1.2-S1.9)
 
 
 def _json_value(text: str | None, opener: str) -> Any:
@@ -235,9 +241,10 @@ class Researcher(Agent):
 
     async def arun(  # type: ignore[override]
         self, task: str, *, kernel: Kernel | None = None, run: Run | None = None,
-        history: list[Message] | None = None,
+        history: list[Message] | None = None, crew: str | None = None,
     ) -> ResearchReport:
-        """Research ``task`` within ``run`` (a new run when None).
+        """Research ``task`` within ``run`` (a new run when None); findings go to
+        ``crew:<crew>`` when ``crew`` is given (it overrides the constructor's ``crew``).
 
         Budget, provider and cancellation failures end the report with that status instead of
         raising; memory access that was not granted raises
@@ -256,7 +263,8 @@ class Researcher(Agent):
             run = kernel.start_run(self.name, task, budget=self.budget)
         elif self.budget is not None:
             kernel.set_agent_budget(run, self.name, self.budget)
-        write_ns = crew_namespace(self.crew) if self.crew else agent_namespace(self.name)
+        crew = crew or self.crew
+        write_ns = crew_namespace(crew) if crew else agent_namespace(self.name)
         memory = AgentMemory(kernel, run, self.name, namespaces=self.namespaces,
                              write_namespace=write_ns)
         report = ResearchReport(task, "", [], "failed", run.id, error="no answer yet")
@@ -318,14 +326,17 @@ class Researcher(Agent):
                             "question; ingest documents first (`agentos memory ingest PATH`)")
             return
         labels = {f"S{i}": hit.id for i, hit in enumerate(shown, 1)}
+        lines = {f"S{i}": _lines(hit.text) for i, hit in enumerate(shown, 1)}
         sources = "\n\n".join(
-            f"[S{i}] ({_where(hit)})\n{hit.text}" for i, hit in enumerate(shown, 1))
+            f"[{label}] ({_where(hit)})\n"
+            + "\n".join(f"{label}.{n} {line}" for n, line in enumerate(lines[label], 1))
+            for label, hit in zip(labels, shown))
         messages: list[Message] = [system, *history, {
             "role": "user", "content": _ANSWER.format(question=question, sources=sources)}]
         retrieved_text = {i: h.text for i, h in report.retrieved.items()}
         for attempt in range(self.max_attempts):
             reply = await self._complete(kernel, run, messages, report)
-            answer, citations, parse_error = _parse_answer(reply, labels)
+            answer, citations, parse_error = _parse_answer(reply, labels, lines)
             report.answer, report.citations = answer, citations
             for citation in citations:
                 _attribute(citation, report.retrieved)
@@ -399,8 +410,8 @@ def _feedback(report: ResearchReport, labels: Mapping[str, str]) -> str:
             closest = _closest_sentence(citation.quote, hit.text)
             lines.append(f'- the quote "{citation.quote}" is not in {by_id.get(hit.id, hit.id)}; '
                          f'its closest sentence there is: "{closest}"')
-    lines.append("Reply again with only the JSON object; every quote must be copied word for "
-                 "word from the source it names.")
+    lines.append("Reply again with only the JSON object; name the ids of the lines that "
+                 "state each claim (like S1.3), or copy its quote word for word.")
     return "\n".join(lines)
 
 
@@ -410,9 +421,80 @@ def _where(hit: Hit) -> str:
     return hit.namespace
 
 
-def _parse_answer(reply: str, labels: Mapping[str, str]) -> tuple[str, list[Citation], str | None]:
-    """(answer, citations, error) from the LLM's JSON reply; a label ``S3`` becomes its chunk
-    id, anything else is kept as the chunk id it names."""
+def _lines(text: str) -> list[str]:
+    """A chunk's text as the numbered lines the LLM sees: its non-empty lines, a line longer
+    than ``_LINE_CHARS`` split into sentences. Each is in ``text`` word for word."""
+    out: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if len(line) <= _LINE_CHARS:
+            out += [line] if line else []
+        else:
+            out += [part for part in re.split(r"(?<=[.!?;])\s+", line) if part]
+    return out
+
+
+def _line_refs(claim: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """(label, line number) for every line id a claim names (``S1.3``, ``S1.3-S1.5``, ``S2:4``)
+    in its ``lines``, ``line`` or ``source`` fields, in order, each once; bare line numbers
+    (``"lines": [3, 4]``) count as lines of the claim's ``source`` label (``S1``)."""
+    fields = [claim.get(key) for key in ("lines", "line", "source")]
+    text = " ".join(" ".join(map(str, f)) if isinstance(f, list) else str(f or "") for f in fields)
+    source = str(claim.get("source") or "").strip().strip("[]")
+    if re.fullmatch(r"S\d+", source) and not _LINE_REF.search(text):
+        numbers = " ".join(map(str, fields[0] if isinstance(fields[0], list) else [fields[0] or ""]))
+        text = " ".join(f"{source}.{n}" for n in re.findall(r"\d+(?:\s*-\s*\d+)?", numbers))
+    refs: list[tuple[str, int]] = []
+    for match in _LINE_REF.finditer(text):
+        first = int(match.group(2))
+        last = int(match.group(3) or first)
+        for n in range(first, min(max(first, last), first + _MAX_RANGE - 1) + 1):
+            refs.append((f"S{match.group(1)}", n))
+    return list(dict.fromkeys(refs))
+
+
+def _quoted_lines(claim: str, refs: Sequence[tuple[str, int]], labels: Mapping[str, str],
+                  lines: Mapping[str, Sequence[str]]) -> list[Citation]:
+    """The citations of a claim that names lines: one per run of adjacent lines of a source,
+    its quote those lines' text copied verbatim (widened by a neighbouring line while it is
+    shorter than three words). A line that does not exist becomes a citation that fails the
+    check, saying so."""
+    citations: list[Citation] = []
+    by_label: dict[str, list[int]] = {}
+    for label, n in refs:
+        if label not in labels or not 1 <= n <= len(lines[label]):
+            citations.append(Citation(claim, labels.get(label, label),
+                                      f"(line {label}.{n} does not exist)"))
+        else:
+            by_label.setdefault(label, []).append(n)
+    for label, numbers in by_label.items():
+        shown = lines[label]
+        runs: list[list[int]] = []
+        for n in sorted(set(numbers)):
+            if runs and n == runs[-1][-1] + 1:
+                runs[-1].append(n)
+            else:
+                runs.append([n])
+        for run in runs:
+            first, last = run[0], run[-1]
+            while len(" ".join(shown[first - 1:last]).split()) < _MIN_QUOTE_WORDS:
+                if last < len(shown):
+                    last += 1
+                elif first > 1:
+                    first -= 1
+                else:
+                    break
+            citations.append(Citation(claim, labels[label], " ".join(shown[first - 1:last])))
+    return citations
+
+
+def _parse_answer(
+    reply: str, labels: Mapping[str, str], lines: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[str, list[Citation], str | None]:
+    """(answer, citations, error) from the LLM's JSON reply. A claim that names line ids
+    (``S1.3``) cites those lines' text (see :func:`_quoted_lines`); else its ``quote`` is taken
+    as given, and its ``source`` label ``S3`` becomes its chunk id (anything else is kept as the
+    chunk id it names)."""
     data = _json_value(reply, "{")
     if not isinstance(data, dict) or not isinstance(data.get("answer"), str):
         return (reply or "").strip(), [], "the reply was not the JSON object asked for"
@@ -420,7 +502,11 @@ def _parse_answer(reply: str, labels: Mapping[str, str]) -> tuple[str, list[Cita
     for claim in data.get("claims") or []:
         if not isinstance(claim, dict):
             continue
+        text = str(claim.get("claim") or "")
+        refs = _line_refs(claim) if lines is not None else []
+        if refs:
+            citations += _quoted_lines(text, refs, labels, lines or {})
+            continue
         ref = str(claim.get("source") or claim.get("chunk_id") or "").strip().strip("[]")
-        citations.append(Citation(str(claim.get("claim") or ""), labels.get(ref, ref),
-                                  str(claim.get("quote") or "")))
+        citations.append(Citation(text, labels.get(ref, ref), str(claim.get("quote") or "")))
     return data["answer"].strip(), citations, None

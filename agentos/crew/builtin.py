@@ -115,7 +115,8 @@ def research_and_code_tasks(max_rounds: int = 3) -> tuple[list[Task], list[Edge]
                  "Write the Python code and its pytest tests for this goal, and run the tests "
                  "until they pass: {goal}\nThe research below gives the facts to use: follow "
                  "them exactly (numbers, formats, exceptions), even where they differ from what "
-                 "you know, and test them. If a fact you need is missing, answer with a line "
+                 "you know. Test with the examples the sources give, copying their expected "
+                 "values. If a fact you need is missing, answer with a line "
                  f"'{FACTS_MISSING} <your question>' instead."),
              expected_output="the code, its tests, and the test outcome"),
         Task("review", agent="reviewer", max_visits=max_rounds, check=_review_ok,

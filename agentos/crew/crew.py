@@ -7,6 +7,9 @@ reads its inbox topic when it starts. A task resumed in a new process whose bus 
 the message (the in-process bus lives and dies with its process) reads the same output from
 the checkpointed state instead.
 
+Members share the memory namespace ``crew:<run id>`` (the crew grants it to each of them when
+it starts or resumes).
+
 Every LLM call, tool call and publish is a kernel syscall, recorded in the run store and in
 the crew journal (:mod:`agentos.crew.journal`), so :meth:`Crew.resume` after a crash replays
 completed syscalls instead of repeating them. LangGraph checkpoints the state after every step
@@ -258,6 +261,8 @@ class Crew:
         from langgraph.errors import GraphRecursionError
 
         self._ctx = _RunContext(kernel, run, Journal(kernel.store, run.id), time.monotonic())
+        # The crew's shared memory namespace, crew:<run id>: every member reads and writes it.
+        kernel.grants.allow_crew(run.id, self.agents)
         config: dict[str, Any] = {"configurable": {"thread_id": run.id},
                                   "recursion_limit": self.max_task_runs}
         status, error = "failed", None

@@ -23,6 +23,8 @@ __all__ = ["CoderMember", "MemberResult", "ResearcherMember", "default_members"]
 
 _TEST_OUTPUT_CHARS = 3000
 _FILE_CHARS = 4000  # of each file, in the answer the reviewer reads
+_SOURCES = 2  # chunks whose text the research hands on
+_SOURCE_CHARS = 1500  # of each such chunk
 
 
 @dataclass(slots=True)
@@ -87,20 +89,50 @@ class ResearcherMember:
         self.researcher.on_step = value
 
     async def arun(self, task: str, *, kernel: Any = None, run: Any = None) -> MemberResult:
-        report = await self.researcher.arun(task, kernel=kernel, run=run)
-        citations = [str(c) for c in getattr(report, "citations", None) or ()]
-        answer = str(getattr(report, "answer", "") or "")
-        status = str(getattr(report, "status", "succeeded"))
-        return MemberResult(answer, status, getattr(report, "error", None),
-                            {"citations": citations}, list(getattr(report, "steps", []) or []))
+        """Research ``task``; findings go to the crew's shared namespace ``crew:<run id>`` (the
+        crew grants it to its members). The answer handed on is the researcher's answer plus the
+        full text of the chunks it cites (the facts in the source's own words: a small model's
+        answer drops details), or, when it cites none, of the best chunks it retrieved, marked
+        as such."""
+        crew = getattr(run, "id", None) if run is not None else None
+        report = await self.researcher.arun(task, kernel=kernel, run=run, crew=crew)
+        citations = [str(c) for c in report.citations]
+        answer = (report.answer or "").strip()
+        sources = _cited_sources(report)
+        if sources:
+            answer = f"{answer}\n\n{sources}".strip()
+        return MemberResult(answer, report.status, report.error, {"citations": citations},
+                            list(report.steps))
+
+
+def _cited_sources(report: Any) -> str:
+    """The text of the chunks ``report`` cites (each once, at most ``_SOURCES`` of them,
+    ``_SOURCE_CHARS`` each); when it cites none it retrieved, its first retrieved chunks."""
+    retrieved = report.retrieved
+    cited = [c.chunk_id for c in report.citations if c.chunk_id in retrieved]
+    ids = list(dict.fromkeys(cited))[:_SOURCES]
+    heading = ("Sources cited (verbatim)" if report.status == "succeeded" else
+               "Sources cited (verbatim; the citation check did not pass)")
+    if not ids:
+        ids = list(retrieved)[:_SOURCES]
+        heading = "Sources retrieved (verbatim; none was cited)"
+    if not ids:
+        return ""
+    parts = []
+    for chunk_id in ids:
+        hit = retrieved[chunk_id]
+        name = (hit.source or hit.namespace).rsplit("/", 1)[-1]
+        text = hit.text if len(hit.text) <= _SOURCE_CHARS else hit.text[:_SOURCE_CHARS] + " [...]"
+        parts.append(f"[{name}, part {hit.position}]\n{text.strip()}")
+    return f"{heading}:\n\n" + "\n\n".join(parts)
 
 
 def default_members(kernel: Kernel, model: str | None = None) -> dict[str, Member]:
     """``researcher``, ``coder`` and ``reviewer`` on ``model`` (default: the configured model).
 
     The researcher is the :class:`~agentos.agents.Researcher`, recalling from the ``global``
-    namespace (where ``agentos crew run --docs`` ingests) and answering with verified
-    citations; the coder is the :class:`~agentos.agents.Coder` (workspace, bubblewrap sandbox,
+    namespace (where ``agentos crew run --docs`` ingests), showing the LLM its best four chunks
+    and answering with verified citations; the coder is the :class:`~agentos.agents.Coder` (workspace, bubblewrap sandbox,
     pytest); the reviewer is a plain agent.
     """
     from agentos.agents.base import Agent
@@ -110,7 +142,7 @@ def default_members(kernel: Kernel, model: str | None = None) -> dict[str, Membe
     llm = model or kernel.settings.model
     members: dict[str, Member] = {
         "researcher": ResearcherMember(Researcher("researcher", llm=llm, kernel=kernel,
-                                                  namespaces=["global"])),
+                                                  namespaces=["global"], max_sources=4)),
     }
     members["coder"] = CoderMember(Coder(
         "coder", llm=llm, kernel=kernel,

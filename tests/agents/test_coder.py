@@ -167,3 +167,47 @@ def test_rerunning_failing_tests_without_a_change_says_so(kernel: Kernel) -> Non
     first, second = [c.output for s in result.steps for c in s.tool_calls if c.name == "run_tests"]
     assert "no file changed since the last test run" not in first
     assert "no file changed since the last test run" in second
+
+
+def test_a_test_file_that_forgets_the_import_gets_it_added_and_passes(kernel: Kernel) -> None:
+    # What the 1.5B wrote in the crew: the test calls the function without importing it.
+    no_import = "import pytest\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+    llm = ScriptedLLM([
+        call("write_file", path="test_solution.py", content=no_import),
+        call("write_file", path="solution.py", content="def add(a, b):\n    return a + b\n"),
+        call("run_tests"),
+        "Done.",
+    ])
+    result = Coder(llm=llm).run("Write add.", kernel=kernel)
+    assert result.ok and result.tests_passed, result.test_output
+    assert result.files["test_solution.py"] == (
+        "import pytest\nfrom solution import add\n\ndef test_add():\n    assert add(2, 3) == 5\n")
+    [run] = [c for s in result.steps for c in s.tool_calls if c.name == "run_tests"]
+    assert "added `from solution import add` to test_solution.py" in run.output
+    assert '"passed": true' in run.output
+
+
+def test_add_missing_imports_only_adds_what_one_module_defines() -> None:
+    from agentos.agents.coder import add_missing_imports
+
+    test = '"""Tests."""\nimport pytest\n\ndef test_x(tmp_path):\n    assert f(len([1])) == LIMIT\n'
+    fixed, added = add_missing_imports(test, {"solution": "def f(x):\n    return x\nLIMIT = 1\n"})
+    assert added == ["from solution import LIMIT, f"]
+    assert fixed.splitlines()[:3] == ['"""Tests."""', "import pytest", "from solution import LIMIT, f"]
+    # Already imported, defined in two modules, a builtin, a fixture argument: left alone.
+    assert add_missing_imports(TESTS, {"solution": BUGGY}) == (TESTS, [])
+    assert add_missing_imports("def test_x():\n    assert f()\n",
+                               {"a": "def f(): pass", "b": "def f(): pass"})[1] == []
+    # A module with a syntax error still counts its top-level defs; a broken test is untouched.
+    assert add_missing_imports("def test_x():\n    assert f()\n",
+                               {"solution": "def f():\n    return 'x\n"})[1] == ["from solution import f"]
+    assert add_missing_imports("def test_x(:\n", {"solution": BUGGY}) == ("def test_x(:\n", [])
+
+
+def test_writing_python_that_does_not_compile_says_where(kernel: Kernel) -> None:
+    llm = ScriptedLLM([
+        call("write_file", path="solution.py", content="def add(a, b):\n    return f'{a}\n"),
+    ])
+    result = Coder(llm=llm, max_steps=1).run("Write add.", kernel=kernel)
+    [write] = [c for s in result.steps for c in s.tool_calls]
+    assert "but it does not compile: unterminated" in write.output and "(line 2)" in write.output

@@ -209,3 +209,51 @@ def test_a_quote_cited_to_the_wrong_retrieved_source_is_re_pointed(kernel: Kerne
     assert report.status == "succeeded" and len(report.steps) == 1
     [citation] = report.citations
     assert "45 days" in report.retrieved[citation.chunk_id].text
+
+
+def _line_id(messages, needle: str) -> str:  # type: ignore[no-untyped-def]
+    """The id (``S2.3``) of the shown source line that contains ``needle``."""
+    prompt = messages[-1]["content"].split("Sources:\n", 1)[1]
+    return next(m.group(1) for m in re.finditer(r"^(S\d+\.\d+) (.*)$", prompt, flags=re.M)
+                if needle in m.group(2))
+
+
+def test_a_claim_that_names_lines_cites_their_text_verbatim(kernel: Kernel) -> None:
+    # The model paraphrases instead of quoting; naming the line makes the citation exact.
+    def answer(messages, tools):  # type: ignore[no-untyped-def]
+        return _reply("Snapshots stay 45 days.", [{
+            "claim": "Snapshots are kept for 45 days.", "lines": [_line_id(messages, "45 days")]}])
+
+    kernel.grants.allow_crew("c1", ["researcher"])
+    report = Researcher(llm=FunctionLLM(answer), kernel=kernel, namespaces=["global"],
+                        max_subquestions=0).arun("How long are snapshots kept?", crew="c1")
+    report = asyncio.run(report)
+    assert report.status == "succeeded" and len(report.steps) == 1
+    [citation] = report.citations
+    assert citation.quote == ("The archive service keeps every snapshot for 45 days, then moves "
+                              "it to cold storage.")
+    assert citation.quote in report.retrieved[citation.chunk_id].text
+    assert len(report.findings) == 1 and kernel.memory.count("crew:c1") == 1
+
+
+def test_a_claim_naming_a_line_that_does_not_exist_fails_the_check(kernel: Kernel) -> None:
+    reply = _reply("45 days.", [{"claim": "45 days.", "lines": ["S1.99"]}])
+    report = Researcher(llm=ScriptedLLM([reply]), kernel=kernel, namespaces=["global"],
+                        max_subquestions=0, max_attempts=1).run("How long are snapshots kept?")
+    assert report.status == "failed" and "line S1.99 does not exist" in report.error
+    assert report.findings == []
+
+
+def test_line_ids_in_ranges_and_bare_numbers_are_understood() -> None:
+    from agentos.agents.researcher import _line_refs, _quoted_lines
+
+    assert _line_refs({"lines": ["S1.3-S1.4", "S2:1"]}) == [("S1", 3), ("S1", 4), ("S2", 1)]
+    assert _line_refs({"source": "S1", "lines": [2, "4-5"]}) == [("S1", 2), ("S1", 4), ("S1", 5)]
+    assert _line_refs({"source": "S1", "quote": "keeps every snapshot"}) == []
+    shown = {"S1": ["Form:", "KF-<year>", "The year has four digits."]}
+    # A one-word line is widened by its neighbour so the quote has at least three words.
+    [short] = _quoted_lines("c", [("S1", 2)], {"S1": "c-1"}, shown)
+    assert short.quote == "KF-<year> The year has four digits."
+    apart = _quoted_lines("c", [("S1", 1), ("S1", 3)], {"S1": "c-1"}, shown)
+    assert [c.quote for c in apart] == ["Form: KF-<year> The year has four digits.",
+                                        "The year has four digits."]

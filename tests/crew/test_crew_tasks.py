@@ -105,12 +105,17 @@ def test_a_task_end_to_end_through_the_crew(kernel: Kernel, tmp_path: Path) -> N
                 return '["Kivu calendar leap year rule"]'
             label = re.search(r"\[(S\d+)\] \(kivu_calendar\.md", last)
             assert label, "the Kivu document was not among the recalled sources"
-            return json.dumps({"answer": "Leap when divisible by 5, except by 40, but by 200.",
-                               "claims": [{"claim": "divisible by 5", "source": label.group(1),
-                                           "quote": "a leap year when its number is divisible by 5"}]})
+            # It names the line (S2.4) that states the rule instead of copying a quote.
+            line = re.search(rf"^({label.group(1)}\.\d+) A Kivu year is a leap year", last, re.M)
+            assert line, "the sources are not shown as numbered lines"
+            return json.dumps({"answer": "Leap years have 371 days.",
+                               "claims": [{"claim": "the leap rule", "lines": [line.group(1)]}]})
         if who.startswith("You are reviewer,"):
             return "APPROVED"
+        coder_prompts.append(messages[-1]["content"])
         return coder_script[sum(1 for m in messages if m["role"] == "assistant")]
+
+    coder_prompts: list[str] = []
 
     run.ingest_docs(kernel)  # the shipped corpus, into real vector memory
     row = run.solve(task.id, task.goal, model=FunctionLLM(brain), out=tmp_path, kernel=kernel)
@@ -118,3 +123,9 @@ def test_a_task_end_to_end_through_the_crew(kernel: Kernel, tmp_path: Path) -> N
     assert row["llm_calls"] == 7 and row["tokens"] > 0
     assert (tmp_path / "kivu_calendar" / "solution.py").read_text() == REFERENCE["kivu_calendar"]
     assert "kivu_calendar.md" in (tmp_path / "kivu_calendar" / "report.md").read_text()
+    # The coder reads the cited document in its own words, not only the researcher's summary.
+    assert "Sources cited (verbatim):" in coder_prompts[0]
+    assert "years divisible by 200 are leap years again" in coder_prompts[0]
+    # The verified finding went to the crew's shared namespace, not the researcher's own.
+    assert kernel.memory.count(f"crew:{row['run_id']}") == 1
+    assert kernel.memory.count("agent:researcher") == 0
