@@ -207,6 +207,10 @@ def _mount_desktop() -> None:
 
 _mount_desktop()
 
+from agentos._cli_dashboard import dashboard_command  # noqa: E402  (web dashboard)
+
+app.command("dashboard")(dashboard_command)
+
 
 def main() -> None:
     """Entry point: turns agentos' user errors into a one-line message and exit code 2."""

@@ -24,6 +24,7 @@ from agentos.runtime.bus._redis_server import RedisBinary, find_redis_server, re
 
 __all__ = [
     "REDIS_BINARIES",
+    "DashboardServer",
     "RedisServer",
     "RedisServers",
     "redis_binary_or_fail",
@@ -31,6 +32,7 @@ __all__ = [
     "redis_report_lines",
     "redis_servers_fixture",
     "redis_url",
+    "running_dashboard",
     "running_redis",
     "xvfb_or_fail",
 ]
@@ -214,3 +216,65 @@ def redis_servers_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def redis_url(redis_servers: RedisServers) -> str:
     """A throwaway redis-server of `find_redis_server`'s binary, shared by the session."""
     return redis_servers.url()
+
+
+class DashboardServer:
+    """``agentos dashboard`` as its own process (the real CLI) on a free port, over the run
+    store of ``data_dir``; stopped by its own PID.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start it; return once ``GET /api/runs`` answers (the test fails with its output if not)."""
+        import os
+        import sys
+        import urllib.request
+
+        log_path = self.data_dir / "dashboard.log"
+        env = {**os.environ, "AGENTOS_DATA_DIR": str(self.data_dir)}
+        with log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agentos", "dashboard", "--port", str(self.port)],
+                stdout=log, stderr=subprocess.STDOUT, env=env,
+            )
+        deadline = time.monotonic() + 60.0
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/runs", timeout=1):
+                    return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                output = log_path.read_text(errors="replace")[-2000:]
+                pytest.fail(f"agentos dashboard did not start on port {self.port}:\n{output}",
+                            pytrace=False)
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s; waits until it is gone (idempotent)."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@contextmanager
+def running_dashboard(data_dir: Path) -> Iterator[DashboardServer]:
+    """A started `DashboardServer` over ``data_dir``'s run store, stopped on exit."""
+    server = DashboardServer(data_dir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

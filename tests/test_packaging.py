@@ -50,6 +50,37 @@ def test_every_package_is_in_the_wheel() -> None:
     assert not unlisted, f"packages missing from the wheel: {unlisted}; {HOW_TO_FIX}"
 
 
+def test_every_data_file_is_in_the_wheel() -> None:
+    """Files other than Python (page assets, tables) ship only where package-data names them."""
+    import fnmatch
+
+    data = SETUPTOOLS.get("package-data", {})
+    roots = {prefix: ROOT / folder for prefix, folder in SETUPTOOLS["package-dir"].items()}
+
+    def package_folder(name: str) -> Path:
+        prefix = max((p for p in roots if name == p or name.startswith(p + ".")), key=len)
+        return roots[prefix].joinpath(*name[len(prefix):].split(".")[1:])
+
+    def shipped(path: Path) -> bool:
+        for package, patterns in data.items():
+            folder = package_folder(package)
+            if folder in path.parents:
+                relative = path.relative_to(folder).as_posix()
+                if any(fnmatch.fnmatch(relative, pattern) for pattern in patterns):
+                    return True
+        return False
+
+    missing = sorted(
+        str(path.relative_to(ROOT)) for base in set(roots.values()) for path in base.rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+        and not shipped(path)
+    )
+    assert not missing, (
+        f"{missing} would be left out of the wheel: add a pattern for them under "
+        "[tool.setuptools.package-data] in pyproject.toml (the key is the package that holds them)"
+    )
+
+
 def test_every_listed_package_exists() -> None:
     found = _source_dirs()
     stale = sorted(name for name in SETUPTOOLS["packages"]
