@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,12 +43,16 @@ _MAX_LIMIT = 1000
 _HEARTBEAT_S = 15.0
 
 
-def create_app(store: RunStore, *, poll_s: float = 0.25) -> Starlette:
+def create_app(
+    store: RunStore, *, poll_s: float = 0.25, stopping: Callable[[], bool] = lambda: False
+) -> Starlette:
     """The dashboard over ``store``.
 
     Args:
         store: the run store to read (the dashboard never writes to it).
         poll_s: how often the events stream checks the store for changes, in seconds.
+        stopping: returns True once the server shuts down; open event streams then end (within
+            ``poll_s``), so shutting down does not wait for the browsers to disconnect.
 
     Returns:
         An ASGI app; serve it with uvicorn (:func:`agentos.dashboard.serve` does).
@@ -60,7 +64,7 @@ def create_app(store: RunStore, *, poll_s: float = 0.25) -> Starlette:
 
     def run_page(request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        if queries.run_detail(store, run_id) is None:
+        if queries.find_run(store, run_id) is None:
             return HTMLResponse(
                 f"<!doctype html><meta charset=utf-8><title>no such run</title>"
                 f"<p>{html.escape(_missing(run_id, where))}</p><p><a href='/'>all runs</a></p>",
@@ -93,7 +97,7 @@ def create_app(store: RunStore, *, poll_s: float = 0.25) -> Starlette:
             last = await asyncio.to_thread(queries.change_token, store)
             yield _event("hello", {"token": last})
             idle = 0.0
-            while not await request.is_disconnected():
+            while not stopping() and not await request.is_disconnected():
                 await asyncio.sleep(poll_s)
                 token = await asyncio.to_thread(queries.change_token, store)
                 if token != last:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "change_token",
+    "find_run",
     "list_runs",
     "metric_columns",
     "metric_spec",
@@ -101,25 +102,34 @@ def list_runs(store: RunStore, limit: int = 50) -> dict[str, Any]:
     return {"metrics": [metric_spec(m) for m in metrics], "runs": runs, "now": time.time()}
 
 
-def run_detail(store: RunStore, run_id: str) -> dict[str, Any] | None:
-    """One run (exact id, or the newest whose id starts with ``run_id``) and all it did.
+def find_run(store: RunStore, run_id: str) -> dict[str, Any] | None:
+    """The run with id ``run_id``, else the newest whose id starts with it; ``None`` if none.
 
     Returns:
-        ``None`` when no run matches; else ``run`` (id, name, task, status, started_at,
-        ended_at, duration_s, result, error, usage as stored at its end, and ``totals``: syscalls,
-        tokens, queue_wait_s, service_s and each metric column), ``agents`` and ``resources``
-        (the same totals per agent and per resource pool, plus ``max_wait_s``), ``syscalls``
-        (every column of each, ``detail`` parsed, plus ``tokens``), ``timeline`` (see
-        :func:`timeline`), ``methods`` (see :func:`methods`), ``metrics`` and ``now``.
+        id, name, task, status, started_at, ended_at, duration_s (``None`` while it runs),
+        result, error and usage (as stored when it ended; ``{}`` before).
     """
     found = store.execute(
         f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=? OR id LIKE ? ESCAPE '\\' "
         "ORDER BY id=? DESC, started_at DESC LIMIT 1",
         (run_id, _like_prefix(run_id), run_id),
     )
-    if not found:
+    return _run(found[0]) if found else None
+
+
+def run_detail(store: RunStore, run_id: str) -> dict[str, Any] | None:
+    """One run (exact id, or the newest whose id starts with ``run_id``) and all it did.
+
+    Returns:
+        ``None`` when no run matches; else ``run`` (:func:`find_run`'s, plus ``totals``: syscalls,
+        tokens, queue_wait_s, service_s and each metric column), ``agents`` and ``resources``
+        (the same totals per agent and per resource pool, plus ``max_wait_s``), ``syscalls``
+        (every column of each, ``detail`` parsed, plus ``tokens``), ``timeline`` (see
+        :func:`timeline`), ``methods`` (see :func:`methods`), ``metrics`` and ``now``.
+    """
+    run = find_run(store, run_id)
+    if run is None:
         return None
-    run = _run(found[0])
     metrics = metric_columns(store)
     run["totals"] = _totals(store, metrics, "run_id", [run["id"]]).get(run["id"], _zero(metrics))
     columns = [name for _, name, *_ in store.execute("PRAGMA table_info(syscalls)")]

@@ -85,10 +85,12 @@ def serve(
         shown = f"[{host}]" if ":" in host else host
         if on_ready is not None:
             on_ready(f"http://{shown}:{bound}/")
-        config = uvicorn.Config(
-            create_app(store), log_level="warning", lifespan="off", timeout_graceful_shutdown=1,
-        )
-        uvicorn.Server(config).run(sockets=[sock])
+        server: uvicorn.Server | None = None
+        app = create_app(store, stopping=lambda: server is not None and server.should_exit)
+        server = uvicorn.Server(uvicorn.Config(
+            app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2,
+        ))
+        server.run(sockets=[sock])
     finally:
         sock.close()
         store.close()

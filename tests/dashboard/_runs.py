@@ -11,7 +11,7 @@ from agentos.runtime.llm.types import Completion
 from agentos.runtime.store import RunStore
 from agentos.testing import ScriptedLLM, call
 
-__all__ = ["add", "expected_totals", "finished_run", "priced"]
+__all__ = ["add", "expected_totals", "finished_run", "priced", "two_agents_one_slot"]
 
 
 @tool
@@ -37,6 +37,32 @@ def finished_run(kernel: Kernel, name: str = "adder", task: str = "What is 2 + 3
     result = Agent(name, llm=llm, tools=[add]).run(task, kernel=kernel)
     assert result.ok, result.error
     return result.run_id
+
+
+def two_agents_one_slot(kernel: Kernel, latency: float = 0.1) -> str:
+    """One run where a planner and a writer share an LLM pool of one slot: one of them waits for
+    the other's completion each turn. Returns the run's id."""
+    import asyncio
+
+    kernel.configure_pool("llm:scripted", max_concurrency=1)
+
+    def brain() -> ScriptedLLM:
+        return ScriptedLLM([
+            priced(None, call("add", a=1, b=2), p=100, c=8, cost=0.001, energy=0.5),
+            priced("3", p=120, c=2, cost=0.0012, energy=0.25),
+        ], latency=latency)
+
+    async def both() -> str:
+        run = kernel.start_run("pair", "plan and write")
+        results = await asyncio.gather(
+            Agent("planner", llm=brain(), tools=[add]).arun("1+2?", kernel=kernel, run=run),
+            Agent("writer", llm=brain(), tools=[add]).arun("1+2?", kernel=kernel, run=run),
+        )
+        assert all(r.ok for r in results), [r.error for r in results]
+        kernel.end_run(run, "succeeded", "3")
+        return run.id
+
+    return asyncio.run(both())
 
 
 def expected_totals(store: RunStore, run_id: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agentos import Kernel
-from tests.dashboard._runs import expected_totals, finished_run
+from tests.dashboard._runs import expected_totals, finished_run, two_agents_one_slot
 from tests.services import DashboardServer
 
 
@@ -53,6 +53,37 @@ def test_run_endpoints_report_the_run_stores_numbers(dashboard: DashboardServer,
 
     status, by_prefix = _get(f"{dashboard.url}/api/runs/{run_id[:8]}")
     assert status == 200 and by_prefix["run"]["id"] == run_id
+
+
+def test_the_timeline_shows_who_waited_for_the_shared_llm_slot(
+    dashboard: DashboardServer, kernel: Kernel
+) -> None:
+    run_id = two_agents_one_slot(kernel, latency=0.1)
+    records = kernel.store.syscalls(run_id)
+    status, detail = _get(f"{dashboard.url}/api/runs/{run_id}")
+    assert status == 200
+    lanes = {a["agent"]: a for a in detail["timeline"]["agents"]}
+    assert set(lanes) == {"planner", "writer"}
+    waits = {r.id: r.queue_wait_s for r in records}
+    bars = [b for a in lanes.values() for b in a["bars"]]
+    assert {b["id"]: b["wait_s"] for b in bars} == waits
+    assert max(waits.values()) >= 0.05  # one agent's turn waited for the other's (0.1 s each)
+    started = detail["run"]["started_at"]
+    for bar in bars:
+        record = next(r for r in records if r.id == bar["id"])
+        assert bar["start_s"] == pytest.approx(record.submitted_at - started)
+        assert bar["service_s"] == record.service_s
+    pool = next(g for g in detail["resources"] if g["resource"] == "llm:scripted")
+    llm_waits = [r.queue_wait_s for r in records if r.resource == "llm:scripted"]
+    assert pool["syscalls"] == 4
+    assert pool["queue_wait_s"] == pytest.approx(sum(llm_waits))
+    assert pool["max_wait_s"] == max(llm_waits)
+    per_agent = {a["agent"]: a for a in detail["agents"]}
+    for name in ("planner", "writer"):
+        mine = [r for r in records if r.agent == name]
+        assert per_agent[name]["syscalls"] == len(mine)
+        assert per_agent[name]["tokens"] == sum(r.prompt_tokens + r.completion_tokens for r in mine)
+        assert per_agent[name]["queue_wait_s"] == pytest.approx(sum(r.queue_wait_s for r in mine))
 
 
 def test_an_unknown_run_is_a_404_that_says_where_to_look(dashboard: DashboardServer) -> None:

@@ -41,7 +41,31 @@ def test_a_free_port_binds_and_bad_addresses_are_user_errors() -> None:
 
 
 def test_help_names_port_and_host() -> None:
+    from agentos._cli_dashboard import _PORT
+    from agentos.dashboard import DEFAULT_PORT
+
+    assert _PORT == DEFAULT_PORT
     result = CliRunner().invoke(app, ["dashboard", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "--port" in result.output and "--host" in result.output
     assert "there is no login" in result.output
+
+
+def test_ctrl_c_stops_it_while_a_browser_listens_for_events(tmp_path: Path) -> None:
+    import signal
+    import urllib.request
+
+    from tests.services import DashboardServer
+
+    server = DashboardServer(tmp_path)
+    server.start()
+    try:
+        stream = urllib.request.urlopen(f"{server.url}/api/events", timeout=10)
+        assert stream.readline().strip() == b"event: hello"
+        server.proc.send_signal(signal.SIGINT)
+        assert server.proc.wait(timeout=10) == 0
+        stream.close()
+    finally:
+        server.stop()
+    log = (tmp_path / "dashboard.log").read_text()
+    assert "Traceback" not in log and "ERROR" not in log, log

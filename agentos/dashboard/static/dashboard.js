@@ -4,7 +4,7 @@
 "use strict";
 (() => {
   const SVG = "http://www.w3.org/2000/svg";
-  const state = { selected: null, pinned: false, busy: false, again: false, runs: null };
+  const state = { selected: null, pinned: false, busy: false, again: false, shown: null, offset: 0 };
   const path = location.pathname.match(/^\/runs\/([^/]+)\/?$/);
   if (path) { state.selected = decodeURIComponent(path[1]); state.pinned = true; }
 
@@ -104,8 +104,18 @@
       el("div", { class: "value" }, fmt(value, format), extra ? el("span", { class: "dim" }, extra) : ""));
   }
 
+  // While the shown run is running, its wall time ticks on between change events.
+  setInterval(() => {
+    const r = state.shown;
+    if (!r || r.status !== "running") return;
+    const value = document.querySelector("#totals [data-metric=duration_s] .value");
+    if (value) value.textContent = fmt(Date.now() / 1000 - state.offset - r.started_at, { kind: "fixed", digits: 1 });
+  }, 1000);
+
   function renderRun(d) {
     const r = d.run;
+    state.shown = r;
+    state.offset = Date.now() / 1000 - d.now;  // browser clock minus server clock
     $("run-section").hidden = false;
     $("run-title").textContent = `${r.id} · ${r.name}`;
     const status = $("run-status");
@@ -289,6 +299,7 @@
             message(null);
           } catch (error) {
             $("run-section").hidden = true;
+            state.shown = null;
             message(error.message);
           }
         }
