@@ -69,3 +69,14 @@ def test_ctrl_c_stops_it_while_a_browser_listens_for_events(tmp_path: Path) -> N
         server.stop()
     log = (tmp_path / "dashboard.log").read_text()
     assert "Traceback" not in log and "ERROR" not in log, log
+
+
+def test_without_starlette_the_command_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    for name in [m for m in sys.modules if m.startswith(("agentos.dashboard", "starlette"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "starlette", None)  # as if it were not installed
+    result = CliRunner().invoke(app, ["dashboard", "--port", "0"])
+    assert isinstance(result.exception, UserError)
+    assert 'pip install "agentos-kit[dashboard]"' in str(result.exception)
