@@ -131,7 +131,6 @@ def run_detail(store: RunStore, run_id: str) -> dict[str, Any] | None:
     if run is None:
         return None
     metrics = metric_columns(store)
-    run["totals"] = _totals(store, metrics, "run_id", [run["id"]]).get(run["id"], _zero(metrics))
     columns = [name for _, name, *_ in store.execute("PRAGMA table_info(syscalls)")]
     syscalls = []
     for row in store.execute("SELECT * FROM syscalls WHERE run_id=? ORDER BY id", (run["id"],)):
@@ -139,6 +138,10 @@ def run_detail(store: RunStore, run_id: str) -> dict[str, Any] | None:
         record["detail"] = json.loads(record["detail"]) if record.get("detail") else {}
         record["tokens"] = (record.get("prompt_tokens") or 0) + (record.get("completion_tokens") or 0)
         syscalls.append(record)
+    # Totals from the same rows as the lists below, so one answer never disagrees with itself.
+    run["totals"] = _zero(metrics)
+    for whole in _grouped(syscalls, "run_id", metrics):
+        run["totals"].update({key: whole[key] for key in run["totals"]})
     return {
         "run": run,
         "metrics": [metric_spec(m) for m in metrics],
