@@ -206,6 +206,8 @@ def _mount_desktop() -> None:
 
 
 _mount_desktop()
+from agentos._cli_compress import mount as _mount_compress  # noqa: E402  (compress, data install)
+_mount_compress(app)
 
 from agentos._cli_dashboard import dashboard_command  # noqa: E402  (web dashboard)
 

