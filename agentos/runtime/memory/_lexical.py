@@ -3,8 +3,8 @@
 Each namespace has its own FTS5 table (Porter stemming over Unicode words), so BM25's document
 frequencies and lengths are those of that namespace alone, and a search reads only its postings.
 A plain table maps chunk ids to FTS rows (deletes by id are index lookups, not scans) and keeps
-each chunk's content hash (what :meth:`LexicalIndex.hashes` returns to bring the index in step
-with a Chroma server); another keeps each namespace's row count.
+each chunk's content hash; another keeps each namespace's row count and, with a Chroma server,
+the server revision the namespace was last brought in step with (:meth:`LexicalIndex.sync`).
 
 A query is not every word of its text OR-ed together: that matches most chunks of a large
 namespace and ranks them all (hundreds of milliseconds at 100k chunks). The query's terms are
@@ -74,7 +74,7 @@ class LexicalIndex:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS lexical_namespaces (namespace TEXT PRIMARY KEY, "
-            "rows INTEGER NOT NULL)"
+            "rows INTEGER NOT NULL, revision TEXT)"
         )
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS lexical_ids (namespace TEXT NOT NULL, id TEXT NOT NULL, "
@@ -95,7 +95,8 @@ class LexicalIndex:
                          "text, id UNINDEXED, tokenize='porter unicode61')")
         self._db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {table}_vocab USING "
                          f"fts5vocab({table}, 'row')")
-        self._db.execute("INSERT OR IGNORE INTO lexical_namespaces VALUES (?, 0)", (namespace,))
+        self._db.execute("INSERT OR IGNORE INTO lexical_namespaces VALUES (?, 0, NULL)",
+                         (namespace,))
         return table
 
     def _has(self, namespace: str) -> bool:
@@ -171,6 +172,32 @@ class LexicalIndex:
                              [namespace, *part])
             removed += len(rids)
         return removed
+
+    def sync(self, namespace: str, items: Iterable[tuple[str, str]], gone: Sequence[str],
+             revision: str) -> None:
+        """In one transaction: index ``items`` (as :meth:`add`), remove ``gone``, and record
+        that ``namespace`` is now in step with the server's ``revision``."""
+        items = list(items)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._ensure(namespace)
+                removed = self._delete(namespace, gone)
+                self._db.execute("UPDATE lexical_namespaces SET rows = rows - ?, revision = ? "
+                                 "WHERE namespace=?", (removed, revision, namespace))
+                if items:
+                    self._add(namespace, items)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def revision(self, namespace: str) -> str | None:
+        """The server revision :meth:`sync` last recorded for ``namespace`` (``None``: never)."""
+        with self._lock:
+            row = self._db.execute("SELECT revision FROM lexical_namespaces WHERE namespace=?",
+                                   (namespace,)).fetchone()
+        return row[0] if row else None
 
     def delete(self, namespace: str, ids: Sequence[str]) -> None:
         """Remove ``ids`` from ``namespace`` (ids it does not hold are ignored)."""

@@ -4,14 +4,25 @@ Layout of the memory folder (``<data_dir>/memory`` by default):
 
 - Chroma's files (embedded ``PersistentClient``), unless a Chroma server is used
   (``AGENTOS_MEMORY_URL=http://host:port``, through ``HttpClient``);
-- ``index.sqlite``: the BM25 index and the ingested-file records (kept here, on this machine, in
-  server mode too);
+- ``index.sqlite``: the BM25 index and the ingested-file records. With a Chroma server the
+  server holds the data and this index is a local copy of its texts, brought in step before
+  every recall that ranks lexically (see below); the ingested-file records stay local, so an
+  unchanged file is skipped only by the machine (folder) that ingested it;
 - ``embeddings.sqlite``: the embedding cache;
 - ``write.lock``: every write (and opening the store) holds it, so two processes never write
   at once.
 
 Each namespace is one Chroma collection (cosine space, named by a hash of the namespace, which
-is kept in the collection's metadata). Vectors are always computed here and passed to Chroma:
+is kept in the collection's metadata).
+
+Several processes, each with its own memory folder, may share one Chroma server: every write
+through this class also stamps a new ``agentos_revision`` in the collection's metadata, and a
+hybrid or lexical recall first compares the server's revision and count with what the local
+index last saw. When they differ it reads the ids and content hashes of the whole namespace from
+the server, fetches the texts it lacks or holds outdated, and drops the ids the server no longer
+has; so one process recalls, through both halves, what another remembered or forgot. Vector-only
+recall reads the server directly. The write lock is per folder: it keeps the local index whole;
+the server orders concurrent writes to Chroma itself. Vectors are always computed here and passed to Chroma:
 Chroma's default embedding function, which downloads a model, is never used.
 
 This class does not check grants: the kernel does, before it calls it (see
@@ -24,6 +35,7 @@ import contextlib
 import hashlib
 import re
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from agentos.errors import MemoryUnavailable, UserError
-from agentos.runtime.memory._lexical import LexicalIndex
+from agentos.runtime.memory._lexical import LexicalIndex, text_hash
 from agentos.runtime.memory._lock import WriteLock
 from agentos.runtime.memory.embedder import (
     DEFAULT_EMBEDDER,
@@ -108,7 +120,7 @@ def _normalise(text: str) -> str:
 
 def content_hash(text: str) -> str:
     """SHA-256 of the text with whitespace runs collapsed."""
-    return hashlib.sha256(_normalise(text).encode("utf-8")).hexdigest()
+    return text_hash(text)
 
 
 def _dedup_key(namespace: str, text: str) -> str:
@@ -351,12 +363,58 @@ class Memory:
                metas: list[dict[str, Any]], vectors: np.ndarray) -> None:
         with self._chroma():
             collection.upsert(ids=ids, documents=texts, metadatas=metas, embeddings=vectors)
+            self._stamp(namespace, collection)
         try:
             self.lexical.add(namespace, zip(ids, texts))
         except Exception as error:  # keep both indexes in step: undo the vector half
             with contextlib.suppress(Exception), self._chroma():
                 collection.delete(ids=ids)
             raise self._unavailable(error) from error
+
+    def _stamp(self, namespace: str, collection: Any) -> None:
+        """With a server: a new revision in the collection's metadata, so other processes'
+        lexical indexes see that it changed. Caller is inside ``_chroma``."""
+        if self.url is not None:
+            collection.modify(metadata={"agentos_namespace": namespace,
+                                        "agentos_revision": uuid.uuid4().hex})
+
+    def _sync_lexical(self, namespace: str) -> Any | None:
+        """With a server: bring the local lexical index of ``namespace`` in step with the
+        server's collection (see the module docstring); returns the collection, fetched
+        afresh (``None`` when the server has none, and then the local index is dropped)."""
+        from chromadb.errors import NotFoundError
+
+        name = self.collection_name(validate_namespace(namespace))
+        with self._chroma():
+            try:
+                collection = self._client.get_collection(name, embedding_function=None)
+            except NotFoundError:
+                collection = None
+            if collection is None:
+                self._collections.pop(namespace, None)
+                self.lexical.drop(namespace)
+                return None
+            self._collections[namespace] = collection  # a re-created collection has a new id
+            revision = str((collection.metadata or {}).get("agentos_revision", ""))
+            count = int(collection.count())
+            if revision == self.lexical.revision(namespace) and count == self.lexical.count(namespace):
+                return collection
+            server: dict[str, str | None] = {}
+            page = 5000
+            for offset in range(0, count + page, page):
+                got = collection.get(include=["metadatas"], limit=page, offset=offset)
+                for id_, meta in zip(got["ids"], got["metadatas"]):
+                    server[id_] = (meta or {}).get("content_hash")
+                if len(got["ids"]) < page:
+                    break
+            local = self.lexical.hashes(namespace)
+            stale = [i for i, h in server.items() if h is None or local.get(i) != h]
+            items: list[tuple[str, str]] = []
+            for start in range(0, len(stale), 1000):
+                got = collection.get(ids=stale[start:start + 1000], include=["documents"])
+                items += [(i, d or "") for i, d in zip(got["ids"], got["documents"])]
+        self.lexical.sync(namespace, items, [i for i in local if i not in server], revision)
+        return collection
 
     def forget(self, namespace: str, ids: Sequence[str] | None = None,
                filters: Mapping[str, Any] | None = None) -> int:
@@ -377,6 +435,7 @@ class Memory:
                                        include=[])["ids"]
                 if found:
                     collection.delete(ids=found)
+                    self._stamp(namespace, collection)
             self.lexical.delete(namespace, found)
         return len(found)
 
@@ -435,7 +494,8 @@ class Memory:
         vector_rank: list[tuple[float, tuple[str, str]]] = []
         lexical_rank: list[tuple[float, tuple[str, str]]] = []
         for namespace in names:
-            collection = self._collection(namespace, create=False)
+            collection = self._sync_lexical(namespace) if self.url is not None and \
+                mode != "vector" else self._collection(namespace, create=False)
             if collection is None:
                 continue
             with self._chroma():
