@@ -118,6 +118,7 @@ def test_page_matches_the_run_store_and_follows_a_run_as_it_progresses(
 
     page.goto(f"{dashboard.url}/")
     expect(page.locator("#live")).to_have_text("live", timeout=WAIT_MS)
+    page.evaluate("window.__loaded_once = true")  # gone if the page reloaded instead of updating
     worker.start()
     try:
         run = _wait_for(lambda: next((r for r in kernel.store.list_runs(5) if r.name == "watched"), None),
@@ -146,6 +147,8 @@ def test_page_matches_the_run_store_and_follows_a_run_as_it_progresses(
     expect(agent_row.locator("[data-col=by_kind]")).to_have_text("llm 3 · tool 3")
     expect(page.locator("#resources tr[data-resource='tool:add'] [data-col=syscalls]")).to_have_text("3")
     expect(page.locator("#timeline g.lane[data-agent=watched]")).to_have_count(1)
+
+    assert page.evaluate("window.__loaded_once") is True  # updated in place, by events
 
     screenshot = tmp_path / "dashboard.png"
     page.screenshot(path=str(screenshot), full_page=True)
