@@ -7,8 +7,9 @@ Routes:
 - ``GET /api/runs?limit=N``: the newest runs with their totals (:func:`queries.list_runs`).
 - ``GET /api/runs/{run_id}``: one run, its agents, resources, syscalls and timeline
   (:func:`queries.run_detail`); 404 with a JSON ``error`` when no run matches.
-- ``GET /api/events``: server-sent events; an ``change`` event each time the run store changes
-  (any run or syscall committed by another process), a comment line every 15 s otherwise.
+- ``GET /api/events``: server-sent events: ``hello`` on connecting, then ``change`` each time
+  the run store changes (a run or syscall committed by any other connection or process), and a
+  comment line every 15 s otherwise.
 - ``GET /static/...``: the page's script and style sheet, served from this package.
 
 Every asset is served from the package; the page loads nothing from another host.
