@@ -1,36 +1,44 @@
 """Vector memory: ingest throughput, recall latency at scale, peak RSS, agentos over raw
-chromadb on the same operations, and recall@5 on 20 questions over the Python docs.
+chromadb on the same operations, and hit@k on questions over the Python docs.
 
 Measures, in one run:
 1. ingest throughput with the real embedder (the packaged all-MiniLM-L6-v2 on the CPU, cold
    cache): ``--ingest-chunks`` chunks of CPython stdlib source through ``Memory.add_chunks``
    (vectors + BM25 index + write lock) vs the same model + a raw ``collection.add``;
-2. scale, for each of ``--sizes`` (default 10,000 and 100,000 chunks of stdlib source, the
-   sources repeated with a copy number when they run out): insert throughput and recall latency
-   p50/p95 over ``--queries`` queries, agentos vector-only and hybrid vs raw chromadb
+2. scale, for each of ``--sizes`` (default 1,000, 10,000 and 100,000 chunks of stdlib source,
+   the sources repeated with a copy number when they run out): insert throughput and recall
+   latency p50/p95/p99 over ``--queries`` queries, agentos vector-only and hybrid vs raw chromadb
    ``collection.query`` (the same k, the same query embedding function), and peak RSS. The
    embedder here is ``--scale-embedder``: ``hashing`` (default: a feature-hashing bag of words,
    384 dimensions, ~0.1 ms a text, so 100k chunks fit in minutes on 2 cores; the vectors are
    real but weaker than MiniLM's) or ``minilm``. Both sides use the same one, so the ratio is
    the overhead of agentos itself;
-3. ``--eval``: the 20 questions in ``benchmarks/data/memory_questions.json`` over the Python
-   docs (Debian ``python3.11-doc``): every file the questions cite plus the tutorial, FAQ,
-   HOWTO and language-reference folders are ingested, then recall@5 by source file is counted
-   for hybrid and vector-only recall, on embedded Chroma and (``--server``) a ``chroma run``
-   server this script starts on a free port;
+3. ``--eval``: the questions of each ``--questions`` file (default: the 20 of
+   ``benchmarks/data/memory_questions.json`` and the 22 library-reference ones of
+   ``memory_questions_library.json``) over the Python docs (Debian ``python3.11-doc``): with
+   ``--eval-corpus full`` (default) every HTML page, as ``agentos memory ingest html/`` would
+   take them, less the ``_sources``/``_static``/``_images``/``_downloads`` folders (copies of
+   the pages and assets) and the ``genindex*`` pages; with ``subset`` the files the questions
+   cite plus the tutorial, FAQ, HOWTO and language-reference folders. Then hit@1/3/5 by source
+   file (a question counts at k when one of its first k hits comes from one of its answer
+   pages) for vector-only, hybrid, hybrid with MMR (``--diversity``) and lexical-only recall,
+   with the latency of each, on embedded Chroma and (``--server``) a ``chroma run`` server this
+   script starts on a free port;
 4. ``--researcher N`` (with ``--eval``): the Researcher on the local model answers the first N
    questions over the embedded eval memory; status, citation count and files cited.
 
 Prints tables and writes benchmarks/results/memory.json.
 
-    python benchmarks/memory.py [--sizes 10000 100000] [--queries 200] [--ingest-chunks 300]
-                                [--eval] [--server] [--researcher N] [--skip-scale]
-                                [--embedding-cache PATH]
+    python benchmarks/memory.py [--sizes 1000 10000 100000] [--queries 200] [--ingest-chunks 300]
+                                [--eval] [--eval-corpus full|subset] [--questions FILE...]
+                                [--server] [--researcher N] [--skip-scale] [--skip-ingest]
+                                [--embedding-cache PATH] [--out PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -61,10 +69,25 @@ from agentos.runtime.memory.ingest import ingest
 
 RESULTS = Path(__file__).parent / "results" / "memory.json"
 QUESTIONS = Path(__file__).parent / "data" / "memory_questions.json"
+QUESTION_SETS = (QUESTIONS, Path(__file__).parent / "data" / "memory_questions_library.json")
 DOCS = Path("/usr/share/doc/python3.11-doc/html")
 STDLIB = Path(sys.base_prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
 DOC_FOLDERS = ("tutorial", "faq", "howto", "reference")
-console = Console()
+DOC_EXCLUDE = ("_sources/*", "_static/*", "_images/*", "_downloads/*", "genindex*")
+# Which query terms the lexical index keeps (LexicalIndex attributes): the defaults, a tighter
+# cut, and every term OR-ed (the index's behaviour before it chose terms).
+LEXICAL_VARIANTS = {
+    "default": {},
+    "tight": {"common_fraction": 0.05, "max_postings": 5_000},
+    "all_terms": {"common_fraction": 1.0, "max_terms": 64, "max_postings": 10**12},
+}
+EVAL_MODES = {  # name: recall keyword arguments (diversity filled in from --diversity)
+    "vector": {"mode": "vector"},
+    "hybrid": {"mode": "hybrid"},
+    "hybrid_mmr": {"mode": "hybrid", "diversity": None},
+    "lexical": {"mode": "lexical"},
+}
+console = Console(width=200)
 
 
 class HashingEmbedder:
@@ -84,6 +107,27 @@ class HashingEmbedder:
         out = np.sign(out) * np.log1p(np.abs(out))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1.0, norms)
+
+
+@contextlib.contextmanager
+def lexical_variant(memory: Memory, name: str):  # type: ignore[no-untyped-def]
+    """Run the body with the lexical index's term choice set to ``LEXICAL_VARIANTS[name]``."""
+    index = memory.lexical
+    saved = {k: getattr(index, k) for k in ("common_fraction", "max_terms", "max_postings")}
+    for key, value in LEXICAL_VARIANTS[name].items():
+        setattr(index, key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            setattr(index, key, value)
+
+
+def with_variant(memory: Memory, name: str, fn):  # type: ignore[no-untyped-def]
+    def run(q):  # type: ignore[no-untyped-def]
+        with lexical_variant(memory, name):
+            return fn(q)
+    return run
 
 
 def peak_rss_mib() -> float:
@@ -198,6 +242,10 @@ def bench_scale(size: int, queries: int, work: Path, embedder) -> dict:  # type:
         "raw_vector": raw_query,
         "agentos_vector": lambda q: memory.recall("global", q, k=5, mode="vector"),
         "agentos_hybrid": lambda q: memory.recall("global", q, k=5),
+        "agentos_hybrid_tight": with_variant(memory, "tight",
+                                             lambda q: memory.recall("global", q, k=5)),
+        "agentos_hybrid_all_terms": with_variant(memory, "all_terms",
+                                                 lambda q: memory.recall("global", q, k=5)),
     }
     lat: dict[str, list[float]] = {name: [] for name in ops}
     for q in qs[:20]:  # warm-up, not kept
@@ -214,8 +262,8 @@ def bench_scale(size: int, queries: int, work: Path, embedder) -> dict:  # type:
            "agentos_insert_chunks_per_s": size / agentos_insert,
            "peak_rss_mib": peak_rss_mib()}
     for name, values in lat.items():
-        row[f"{name}_p50_ms"] = percentile(values, 50) * 1e3
-        row[f"{name}_p95_ms"] = percentile(values, 95) * 1e3
+        for q in (50, 95, 99):
+            row[f"{name}_p{q}_ms"] = percentile(values, q) * 1e3
     row["vector_overhead_p50"] = row["agentos_vector_p50_ms"] / row["raw_vector_p50_ms"] - 1
     return row
 
@@ -223,7 +271,14 @@ def bench_scale(size: int, queries: int, work: Path, embedder) -> dict:  # type:
 # --- 3. recall@5 on the Python docs -----------------------------------------------------------
 
 
-def eval_corpus(questions: list[dict]) -> list[Path]:
+def eval_corpus(questions: list[dict], corpus: str) -> list[Path]:
+    """The files the eval ingests: ``full`` (every page, less copies, assets and the general
+    index), ``sections`` (the library, tutorial, FAQ, HOWTO and language-reference folders)
+    or ``subset``."""
+    if corpus == "full":
+        return [DOCS]
+    if corpus == "sections":
+        return [DOCS / folder for folder in ("library", *DOC_FOLDERS)]
     files = {DOCS / s for q in questions for s in q["sources"]}
     for folder in DOC_FOLDERS:
         files |= set((DOCS / folder).glob("*.html"))
@@ -255,34 +310,67 @@ def start_chroma(work: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit("chroma run did not start")
 
 
-def bench_eval(work: Path, server: bool, cache: Path | None) -> dict:
-    data = json.loads(QUESTIONS.read_text())
-    questions = data["questions"]
-    check_passages(questions)
-    corpus = eval_corpus(questions)
+def score_set(memory: Memory, questions: list[dict], diversity: float) -> dict:
+    """hit@1/3/5 by source file and recall latency, per mode, for one question set."""
+    root = DOCS.resolve()
+    out: dict = {}
+    for mode, kwargs in EVAL_MODES.items():
+        kwargs = {**kwargs, **({"diversity": diversity} if "diversity" in kwargs else {})}
+        per_question, seconds = [], []
+        for q in questions:
+            start = time.perf_counter()
+            hits = memory.recall("global", q["question"], k=5, **kwargs)
+            seconds.append(time.perf_counter() - start)
+            got = [str(Path(h.source).relative_to(root)) for h in hits if h.source]
+            first = next((i + 1 for i, g in enumerate(got) if g in q["sources"]), None)
+            per_question.append({"question": q["question"], "sources": q["sources"],
+                                 "first_hit_rank": first, "top5": got})
+        out[mode] = {f"hit_at_{k}": sum(1 for p in per_question
+                                        if p["first_hit_rank"] and p["first_hit_rank"] <= k)
+                     for k in (1, 3, 5)}
+        out[mode].update(recall_kwargs=kwargs, latency_p50_ms=percentile(seconds, 50) * 1e3,
+                         latency_p95_ms=percentile(seconds, 95) * 1e3, per_question=per_question)
+    return out
+
+
+def bench_eval(work: Path, server: bool, cache: Path | None, corpus: str,
+               question_files: list[Path], diversity: float) -> dict:
+    sets = {}
+    for path in question_files:
+        data = json.loads(path.read_text())
+        check_passages(data["questions"])
+        sets[path.stem] = data["questions"]
+    every = [q for qs in sets.values() for q in qs]
+    paths = eval_corpus(every, corpus)
     embedder = CachedEmbedder(SentenceTransformerEmbedder(), cache or work / "eval-cache.sqlite")
     backends = [("embedded", None)]
     proc = None
     if server:
         proc, url = start_chroma(work)
         backends.append(("server", url))
-    out: dict = {"files": len(corpus), "questions": len(questions), "backends": {}}
+    out: dict = {"corpus": corpus, "exclude": list(DOC_EXCLUDE) if corpus != "subset" else [],
+                 "question_sets": {name: len(qs) for name, qs in sets.items()},
+                 "diversity": diversity, "backends": {}}
     try:
         for backend, url in backends:
             memory = Memory(work / f"eval-{backend}", url=url, embedder=embedder)
-            report = ingest(memory, corpus, "global",
+            report = ingest(memory, paths, "global",
+                            exclude=DOC_EXCLUDE if corpus != "subset" else (),
                             progress=lambda p, d, t: console.print(f"  [{backend}] {d}/{t} {p.name}", end="\r"))
             console.print()
-            result = {"chunks": memory.count("global"), "ingest_s": report.seconds}
-            for mode in ("hybrid", "vector"):
-                per_question = []
-                for q in questions:
-                    hits = memory.recall("global", q["question"], k=5, mode=mode)
-                    got = [str(Path(h.source).relative_to(DOCS.resolve())) for h in hits if h.source]
-                    per_question.append({"question": q["question"], "hit": any(g in q["sources"] for g in got),
-                                         "top5": got})
-                result[mode] = {"recall_at_5": sum(p["hit"] for p in per_question),
-                                "per_question": per_question}
+            result = {"files": report.added + report.replaced + report.unchanged,
+                      "skipped": report.skipped, "chunks": memory.count("global"),
+                      "ingest_s": report.seconds,
+                      "sets": {name: score_set(memory, qs, diversity) for name, qs in sets.items()}}
+            if backend == "embedded":  # the lexical term choice, on the same memory
+                result["lexical_variants"] = {}
+                for variant in LEXICAL_VARIANTS:
+                    with lexical_variant(memory, variant):
+                        result["lexical_variants"][variant] = {
+                            name: {mode: {k: v for k, v in m.items() if k != "per_question"}
+                                   for mode, m in score_set(memory, qs, diversity).items()
+                                   if mode != "vector"}
+                            for name, qs in sets.items()}
             out["backends"][backend] = result
             memory.close()
     finally:
@@ -321,13 +409,16 @@ def bench_researcher(work: Path, n: int, model: str) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1_000, 10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--ingest-chunks", type=int, default=300)
     parser.add_argument("--scale-embedder", choices=["hashing", "minilm"], default="hashing")
     parser.add_argument("--skip-scale", action="store_true", help="only the ingest and eval parts")
     parser.add_argument("--skip-ingest", action="store_true")
-    parser.add_argument("--eval", action="store_true", help="recall@5 on the 20 docs questions")
+    parser.add_argument("--eval", action="store_true", help="hit@k on the Python-docs questions")
+    parser.add_argument("--eval-corpus", choices=["full", "sections", "subset"], default="full")
+    parser.add_argument("--questions", type=Path, nargs="+", default=list(QUESTION_SETS))
+    parser.add_argument("--diversity", type=float, default=0.3, help="MMR's, for hybrid_mmr")
     parser.add_argument("--server", action="store_true", help="also evaluate on a Chroma server")
     parser.add_argument("--embedding-cache", type=Path, help="embedding cache for --eval (reused)")
     parser.add_argument("--researcher", type=int, default=0, metavar="N",
@@ -351,8 +442,9 @@ def main() -> None:
         if not args.skip_scale:
             embedder = HashingEmbedder() if args.scale_embedder == "hashing" else SentenceTransformerEmbedder()
             results["scale"] = []
-            table = Table("chunks", "insert chunks/s raw / agentos", "raw vector p50 / p95 ms",
-                          "agentos vector p50 / p95 ms", "agentos hybrid p50 / p95 ms",
+            table = Table("chunks", "insert chunks/s raw / agentos", "raw vector p50 / p95 / p99 ms",
+                          "agentos vector p50 / p95 / p99 ms", "agentos hybrid p50 / p95 / p99 ms",
+                          "hybrid, tight / all terms p50 ms",
                           "vector overhead (p50)", "peak RSS MiB",
                           title=f"Scale (embedder: {embedder.name}; k=5, {args.queries} queries)")
             for size in args.sizes:
@@ -361,27 +453,45 @@ def main() -> None:
                 table.add_row(
                     f"{size:,}",
                     f"{row['raw_insert_chunks_per_s']:.0f} / {row['agentos_insert_chunks_per_s']:.0f}",
-                    f"{row['raw_vector_p50_ms']:.2f} / {row['raw_vector_p95_ms']:.2f}",
-                    f"{row['agentos_vector_p50_ms']:.2f} / {row['agentos_vector_p95_ms']:.2f}",
-                    f"{row['agentos_hybrid_p50_ms']:.2f} / {row['agentos_hybrid_p95_ms']:.2f}",
+                    f"{row['raw_vector_p50_ms']:.2f} / {row['raw_vector_p95_ms']:.2f} / "
+                    f"{row['raw_vector_p99_ms']:.2f}",
+                    f"{row['agentos_vector_p50_ms']:.2f} / {row['agentos_vector_p95_ms']:.2f} / "
+                    f"{row['agentos_vector_p99_ms']:.2f}",
+                    f"{row['agentos_hybrid_p50_ms']:.2f} / {row['agentos_hybrid_p95_ms']:.2f} / "
+                    f"{row['agentos_hybrid_p99_ms']:.2f}",
+                    f"{row['agentos_hybrid_tight_p50_ms']:.2f} / "
+                    f"{row['agentos_hybrid_all_terms_p50_ms']:.2f}",
                     f"{row['vector_overhead_p50'] * 100:+.1f} %", f"{row['peak_rss_mib']:.0f}",
                 )
                 console.print(f"  {size:,} chunks done")
             console.print(table)
         if args.eval:
-            ev = bench_eval(work, args.server, args.embedding_cache)
+            ev = bench_eval(work, args.server, args.embedding_cache, args.eval_corpus,
+                            args.questions, args.diversity)
             results["eval"] = ev
-            table = Table("backend", "chunks", "hybrid recall@5", "vector-only recall@5",
-                          title=f"Python docs: {ev['questions']} questions, {ev['files']} files")
             for backend, r in ev["backends"].items():
-                table.add_row(backend, str(r["chunks"]), f"{r['hybrid']['recall_at_5']}/{ev['questions']}",
-                              f"{r['vector']['recall_at_5']}/{ev['questions']}")
-            console.print(table)
-            for backend, r in ev["backends"].items():
-                for mode in ("hybrid", "vector"):
-                    for p in r[mode]["per_question"]:
-                        if not p["hit"]:
-                            console.print(f"  miss \\[{backend}/{mode}] {p['question']} -> {p['top5'][:3]}")
+                for name, scored in r["sets"].items():
+                    n = ev["question_sets"][name]
+                    table = Table("mode", "hit@1", "hit@3", "hit@5", "p50 ms", "p95 ms",
+                                  title=f"{backend}: {name} ({n} questions) over {r['files']} "
+                                        f"files, {r['chunks']:,} chunks")
+                    for mode, m in scored.items():
+                        table.add_row(mode, *(f"{m[f'hit_at_{k}']}/{n}" for k in (1, 3, 5)),
+                                      f"{m['latency_p50_ms']:.1f}", f"{m['latency_p95_ms']:.1f}")
+                    console.print(table)
+                    if "lexical_variants" in r:
+                        table = Table("lexical terms", "mode", "hit@1", "hit@3", "hit@5", "p50 ms",
+                                      title=f"{backend}: {name}, lexical term choice")
+                        for variant, by_set in r["lexical_variants"].items():
+                            for mode, m in by_set[name].items():
+                                table.add_row(variant, mode,
+                                              *(f"{m[f'hit_at_{k}']}/{n}" for k in (1, 3, 5)),
+                                              f"{m['latency_p50_ms']:.1f}")
+                        console.print(table)
+                    for mode, m in scored.items():
+                        for p in m["per_question"]:
+                            if not p["first_hit_rank"]:
+                                console.print(f"  miss \\[{backend}/{mode}] {p['question']} -> {p['top5'][:3]}")
         if args.eval and args.researcher:
             rows = bench_researcher(work, args.researcher, args.model)
             results["researcher"] = {"model": args.model, "questions": rows}
