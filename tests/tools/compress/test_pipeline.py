@@ -135,3 +135,20 @@ def test_compress_tool_returns_the_report_and_turns_recipe_errors_into_retries(t
     path.write_text(yaml.safe_dump({"prune": {"sparsity": 2}}))
     with pytest.raises(ToolRetry, match=r"\[0, 1\)"):
         tool(recipe_path=str(path))
+
+
+def test_weight_only_int8_is_evaluated_and_exported_smaller(tiny_dir: Path, slice_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "w8"
+    report = compress(_recipe(tiny_dir, slice_path, out, prune=None, recover=None, quantize="int8_weight",
+                              evaluate={"dense_baseline": False, "latency_repeats": 1, "latency_batch": 2}), progress=False)
+    assert report.accuracy_quantized is not None and abs(report.accuracy_quantized - report.accuracy) <= 0.1
+    assert (out / "model_int8_weight.pt").stat().st_size == report.sizes["model_int8_weight.pt"]
+
+
+def test_sentiment_classifier_without_a_cache_says_how_to_make_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from agentos.tools.compress.pipeline import sentiment_classifier, sentiment_classifier_dir
+
+    monkeypatch.setenv("AGENTOS_DATA_DIR", str(tmp_path))
+    assert sentiment_classifier_dir() == tmp_path / "compress" / "minilm-sentiment"
+    with pytest.raises(RecipeError, match="train_if_missing=True"):
+        sentiment_classifier(train_if_missing=False)
