@@ -194,10 +194,15 @@ class CachedEmbedder:
     Args:
         inner: the embedder that computes what the cache lacks.
         path: the cache file, or ``None`` for an in-process dictionary only.
+
+    Raises:
+        MemoryUnavailable: (from ``embed``) the cache file cannot be written, e.g. the disk is
+            full.
     """
 
     def __init__(self, inner: Embedder, path: Path | None) -> None:
         self.inner = inner
+        self.path = path
         self.name = inner.name
         self._lock = threading.Lock()
         self._memo: dict[str, np.ndarray] = {}
@@ -240,10 +245,17 @@ class CachedEmbedder:
             found.update(fresh)
             with self._lock:
                 if self._db is not None:
-                    self._db.executemany(
-                        "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
-                        [(self.name, k, np.asarray(v, np.float32).tobytes()) for k, v in fresh.items()],
-                    )
+                    try:
+                        self._db.executemany(
+                            "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
+                            [(self.name, k, np.asarray(v, np.float32).tobytes())
+                             for k, v in fresh.items()],
+                        )
+                    except sqlite3.Error as error:  # a full disk: SQLite rolled the batch back
+                        raise MemoryUnavailable(
+                            f"cannot write the embedding cache {self.path} ({error}). If the "
+                            "disk is full, free space and run the same command again."
+                        ) from error
         with self._lock:
             if len(self._memo) < 4096:
                 for k in keys[:64]:
