@@ -53,8 +53,10 @@ def _ingest(path: Path, limit: int, files: list[str]) -> dict[str, object]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize(("limit", "what"), [(700_000, "Chroma store"),
-                                              (1_200_000, "embedding cache")])
+@pytest.mark.parametrize(("limit", "what"), [
+    (700_000, "Chroma store"),
+    pytest.param(1_200_000, "embedding cache", marks=pytest.mark.slow),
+])
 def test_a_disk_full_mid_ingest_says_what_to_do_and_the_next_ingest_completes_it(
         tmp_path: Path, limit: int, what: str) -> None:
     files = [str(p) for p in sorted(DOCS.glob("a*.html"))[:12]]
