@@ -241,14 +241,17 @@ class LexicalIndex:
         words = [w for w in words if w not in _STOP] or words
         if not words:
             return {}
+        tokens = self._tokens(" ".join(words))
+        if len(tokens) != len(words):  # the tokenizer split a word differently: one at a time
+            return {term: word for word in words for term in self._tokens(word)}
+        return {term: word for term, word in reversed(list(zip(tokens, words)))}
+
+    def _tokens(self, text: str) -> list[str]:
+        """FTS5's tokens of ``text``, in order. Caller holds the lock."""
         self._db.execute("DELETE FROM temp.query_terms")
-        self._db.execute("INSERT INTO temp.query_terms (text) VALUES (?)", (" ".join(words),))
-        terms: dict[str, str] = {}
-        for term, offset in self._db.execute(
-                "SELECT term, offset FROM temp.query_vocab ORDER BY offset"):
-            if offset < len(words):
-                terms.setdefault(term, words[offset])
-        return terms
+        self._db.execute("INSERT INTO temp.query_terms (text) VALUES (?)", (text,))
+        return [t for (t,) in self._db.execute(
+            "SELECT term FROM temp.query_vocab ORDER BY offset")]
 
     def query_terms(self, namespace: str, text: str) -> list[tuple[str, int]]:
         """The stemmed terms of ``text`` a search in ``namespace`` uses, with their document
