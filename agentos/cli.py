@@ -206,6 +206,10 @@ def _mount_desktop() -> None:
 
 
 _mount_desktop()
+
+from agentos._cli_energy import energy_app  # noqa: E402  (energy report)
+
+app.add_typer(energy_app, name="energy")
 from agentos._cli_compress import mount as _mount_compress  # noqa: E402  (compress, data install)
 _mount_compress(app)
 

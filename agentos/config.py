@@ -86,8 +86,16 @@ class Settings(BaseModel):
     mcp_servers: list[MCPServerConfig] = Field(default_factory=list, description=(
         "MCP servers whose tools agents can use ([[mcp_servers]] tables: name, command and "
         "args, or url)"))
-    # No energy budget setting: Completion.energy_j is 0 for every real model until an energy
-    # meter fills it, so such a budget could never trigger (Budget(energy_j=...) documents this).
+    budget_energy_j: float | None = Field(None, ge=0, description=(
+        "joules a run may use (metered or modelled for local work, estimated for remote LLMs)"))
+    energy_source: Literal["auto", "rapl", "nvml", "model"] = Field("auto", description=(
+        "how syscalls' energy is metered: auto (RAPL if readable, else modelled from CPU time; "
+        "plus NVML with an NVIDIA GPU), rapl, nvml, or model"))
+    carbon_region: str = Field("WORLD", min_length=2, description=(
+        "grid whose gCO2e/kWh converts joules to CO2: an ISO country code (US, FR, ...), EU or "
+        "WORLD (Ember 2023 figures shipped with agentos)"))
+    carbon_intensity: float | None = Field(None, ge=0, description=(
+        "your own gCO2e/kWh, which wins over carbon_region"))
 
     @field_validator("data_dir")
     @classmethod

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from agentos.config import Settings
     from agentos.runtime.bus import Bus
     from agentos.runtime.tool import Tool
+    from agentos.runtime.energy import EnergyAccounting, SyscallEnergy
     from agentos.runtime.memory import Grants, Memory
 
 __all__ = ["Kernel", "Run"]
@@ -128,6 +129,7 @@ class Kernel:
         self._memory = memory
         self._owns_memory = False
         self._grants: Grants | None = None
+        self._energy: EnergyAccounting | None = None
 
     # --- components ---------------------------------------------------------------------------
 
@@ -201,8 +203,10 @@ class Kernel:
         """
         if budget is None:
             s = self.settings
-            if s.budget_tokens is not None or s.budget_cost is not None or s.budget_wall_s:
-                budget = Budget(tokens=s.budget_tokens, cost=s.budget_cost, wall_s=s.budget_wall_s)
+            if (s.budget_tokens is not None or s.budget_cost is not None or s.budget_wall_s
+                    or s.budget_energy_j is not None):
+                budget = Budget(tokens=s.budget_tokens, cost=s.budget_cost, wall_s=s.budget_wall_s,
+                                energy_j=s.budget_energy_j)
         run = Run(self.store.start_run(name, task, run_id), name, budget)
         run.usage.started_at = self._clock()
         self._runs[run.id] = run
@@ -309,12 +313,13 @@ class Kernel:
                          error=str(error), detail=detail)
             raise
         timeout = timeout or self.settings.timeout_s
+        metered, tally = self.energy.metered(fn)  # each attempt's joules, shared with concurrent ones
         deadline, wall_scope = self._deadline(run, agent)
         run.usage.reserved_tokens += est_tokens
         agent_usage.reserved_tokens += est_tokens
         try:
             outcome = await self.scheduler.submit(
-                resource, fn, share_key=agent, run_id=run.id, priority=priority, weight=weight,
+                resource, metered, share_key=agent, run_id=run.id, priority=priority, weight=weight,
                 est_tokens=est_tokens, timeout=timeout, retry=retry, deadline=deadline,
             )
         except BaseException as error:
@@ -347,18 +352,31 @@ class Kernel:
         run.usage.reserved_tokens -= est_tokens
         agent_usage.reserved_tokens -= est_tokens
         value = outcome.value
+        account = self.energy.account(name, value, tally)  # fills a Completion's energy fields
         p = c = 0
-        cost = energy = 0.0
+        cost = 0.0
+        energy = account.energy_j
         if isinstance(value, Completion):
-            p, c, cost, energy = value.prompt_tokens, value.completion_tokens, value.cost, value.energy_j
+            p, c, cost = value.prompt_tokens, value.completion_tokens, value.cost
             if est_tokens:
                 self.scheduler.settle_tokens(resource, est_tokens, p + c)
-        run.usage.add(kind, p, c, cost, energy)
-        agent_usage.add(kind, p, c, cost, energy)
+        run.usage.add(kind, p, c, cost, energy, account.flops, account.gco2)
+        agent_usage.add(kind, p, c, cost, energy, account.flops, account.gco2)
         self._record(run, agent, kind, resource, name, now, outcome.queue_wait,
                      outcome.service_time, outcome.attempts, "ok", p, c, cost, energy,
-                     detail=detail)
+                     detail=detail, account=account)
         return value
+
+    @property
+    def energy(self) -> EnergyAccounting:
+        """How syscalls' energy, FLOPs and CO2 are metered and estimated (built on first use from
+        the ``energy_source``, ``carbon_region`` and ``carbon_intensity`` settings)."""
+        if self._energy is None:
+            from agentos.runtime.energy import EnergyAccounting
+
+            s = self.settings
+            self._energy = EnergyAccounting(s.energy_source, s.carbon_region, s.carbon_intensity)
+        return self._energy
 
     def _deadline(self, run: Run, agent: str) -> tuple[float | None, str]:
         """The earliest wall-time deadline of the run's and the agent's budgets."""
@@ -381,12 +399,16 @@ class Kernel:
         self, run: Run, agent: str, kind: str, resource: str, name: str | None, submitted: float,
         wait: float, service: float, attempts: int, outcome: str, p: int = 0, c: int = 0,
         cost: float = 0.0, energy: float = 0.0, error: str | None = None,
-        detail: dict[str, Any] | None = None,
+        detail: dict[str, Any] | None = None, account: SyscallEnergy | None = None,
     ) -> None:
         submitted_wall = time.time() - (self._clock() - submitted)  # the store keeps wall time
+        extra = {} if account is None else {
+            "flops": account.flops, "gco2": account.gco2,
+            "energy_method": account.energy_method, "flops_method": account.flops_method,
+        }
         self.store.record_syscall(
             run.id, agent, kind, resource, name, submitted_wall, wait, service, attempts, outcome,
-            p, c, cost, energy, error, detail,
+            p, c, cost, energy, error, detail, **extra,
         )
 
     # --- syscalls -----------------------------------------------------------------------------

@@ -48,7 +48,11 @@ CREATE TABLE IF NOT EXISTS syscalls (
     energy_j REAL NOT NULL DEFAULT 0,
     outcome TEXT NOT NULL,          -- ok | error | budget_exceeded | cancelled | timeout | abandoned | invalid | denied
     error TEXT,
-    detail TEXT                     -- JSON: arguments, model, ...
+    detail TEXT,                    -- JSON: arguments, model, ...
+    flops REAL NOT NULL DEFAULT 0,
+    gco2 REAL NOT NULL DEFAULT 0,
+    energy_method TEXT,
+    flops_method TEXT
 );
 CREATE INDEX IF NOT EXISTS syscalls_run ON syscalls(run_id);
 CREATE TABLE IF NOT EXISTS messages (
@@ -60,6 +64,14 @@ CREATE TABLE IF NOT EXISTS messages (
     created_at REAL NOT NULL
 );
 """
+
+#: Columns added after the first release: stores written before them get them on open.
+_ADDED_COLUMNS = (
+    ("syscalls", "flops", "REAL NOT NULL DEFAULT 0"),
+    ("syscalls", "gco2", "REAL NOT NULL DEFAULT 0"),
+    ("syscalls", "energy_method", "TEXT"),
+    ("syscalls", "flops_method", "TEXT"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +111,9 @@ class SyscallRecord:
             ``abandoned`` (timed out or cancelled while a sync tool's thread, which cannot be
             stopped, still ran).
         detail: JSON facts kept with it (tool arguments, message counts, ``abandoned``).
+        energy_j, flops, gco2: joules, FLOPs and grams of CO2-equivalent (0 in stores written
+            before they were recorded, and for syscalls that did not complete).
+        energy_method, flops_method: how each was obtained (``None`` where not recorded).
     """
 
     id: int
@@ -118,6 +133,10 @@ class SyscallRecord:
     outcome: str
     error: str | None
     detail: dict[str, Any]
+    flops: float = 0.0
+    gco2: float = 0.0
+    energy_method: str | None = None
+    flops_method: str | None = None
 
 
 class RunStore:
@@ -144,11 +163,19 @@ class RunStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            self._add_missing_columns()
         except sqlite3.DatabaseError as error:
             raise UserError(
                 f"{path} is not a usable agentos run store ({error}). Move it aside or set "
                 "AGENTOS_DATA_DIR to another folder; agentos will create a fresh one."
             ) from error
+
+    def _add_missing_columns(self) -> None:
+        """Bring a store written by an older agentos up to this schema (ALTER TABLE ADD COLUMN)."""
+        for table, column, kind in _ADDED_COLUMNS:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         """Close the database; later calls raise ``sqlite3.ProgrammingError``."""
@@ -257,6 +284,11 @@ class RunStore:
         energy_j: float = 0.0,
         error: str | None = None,
         detail: dict[str, Any] | None = None,
+        *,
+        flops: float = 0.0,
+        gco2: float = 0.0,
+        energy_method: str | None = None,
+        flops_method: str | None = None,
     ) -> None:
         """Append one syscall; committed before this returns (a crash right after keeps it).
 
@@ -267,11 +299,13 @@ class RunStore:
             self._db.execute(
                 "INSERT INTO syscalls (run_id, agent, kind, resource, name, submitted_at, "
                 "queue_wait_s, service_s, attempts, prompt_tokens, completion_tokens, cost, "
-                "energy_j, outcome, error, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "energy_j, outcome, error, detail, flops, gco2, energy_method, flops_method) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     run_id, agent, kind, resource, name, submitted_at, queue_wait_s, service_s,
                     attempts, prompt_tokens, completion_tokens, cost, energy_j, outcome, error,
                     json.dumps(detail, default=str) if detail else None,
+                    flops, gco2, energy_method, flops_method,
                 ),
             )
 
@@ -281,10 +315,11 @@ class RunStore:
             rows = self._db.execute(
                 "SELECT id, run_id, agent, kind, resource, name, submitted_at, queue_wait_s, "
                 "service_s, attempts, prompt_tokens, completion_tokens, cost, energy_j, outcome, "
-                "error, detail FROM syscalls WHERE run_id=? ORDER BY id",
+                "error, detail, flops, gco2, energy_method, flops_method FROM syscalls "
+                "WHERE run_id=? ORDER BY id",
                 (run_id,),
             ).fetchall()
-        return [SyscallRecord(*r[:-1], json.loads(r[-1]) if r[-1] else {}) for r in rows]
+        return [SyscallRecord(*r[:16], json.loads(r[16]) if r[16] else {}, *r[17:]) for r in rows]
 
     # --- messages -----------------------------------------------------------------------------
 

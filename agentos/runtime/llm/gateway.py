@@ -73,7 +73,10 @@ class LiteLLMModel:
         """One completion through ``litellm.acompletion`` (see :meth:`LLM.complete`).
 
         litellm's own retries are off (the kernel's scheduler retries); the reply's cost comes
-        from litellm's cost map (0 when the model is not in it) and ``energy_j`` is always 0.
+        from litellm's cost map (0 when the model is not in it). A remote model's ``energy_j``,
+        ``flops`` and ``gco2`` are estimated from its tokens
+        (:func:`agentos.runtime.energy.estimate_remote`); a ``local/`` model's are left for the
+        kernel, which meters the call while it runs in this process.
 
         Raises:
             ProviderError: the provider failed; ``transient`` says whether a retry may help.
@@ -150,7 +153,7 @@ def _to_completion(
         cost = float(litellm.completion_cost(completion_response=response) or 0.0)
     except Exception:  # model absent from the local cost map (local, custom): it costs nothing known
         cost = 0.0
-    return Completion(
+    completion = Completion(
         content=content,
         tool_calls=calls,
         prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
@@ -159,6 +162,13 @@ def _to_completion(
         model=model,
         finish_reason=getattr(choice, "finish_reason", None),
     )
+    if not model.startswith("local/"):  # the provider's hardware cannot be metered from here
+        from agentos.runtime.energy import estimate_remote
+
+        e = estimate_remote(completion.prompt_tokens, completion.completion_tokens)
+        completion.energy_j, completion.flops, completion.gco2 = e.energy_j, e.flops, e.gco2
+        completion.energy_method, completion.flops_method = e.energy_method, e.flops_method
+    return completion
 
 
 def _read_call(call_id: str | None, name: str | None, arguments: Any) -> ToolCall:

@@ -42,9 +42,14 @@ class Completion:
         tool_calls: the tools it asks to call, in order.
         prompt_tokens, completion_tokens: tokens read and written, as the provider reports them.
         cost: US dollars from litellm's cost map; 0 for models the map does not know (local).
-        energy_j: joules the completion used. No built-in LLM measures energy yet, so this is
-            0 for every real model (litellm and local); only an :class:`LLM` that fills it (a
-            test double, or your own) makes energy budgets count.
+        energy_j: joules the completion used. Remote litellm models fill an estimate from
+            their tokens; for everything else (local models, your own :class:`LLM`) the
+            kernel fills what it metered while the call ran (see
+            :mod:`agentos.runtime.energy`), unless the LLM set it (or ``energy_method``) itself.
+        flops, flops_method: FLOPs and how they were obtained (estimated from tokens for the
+            catalogue's local models and for remote models; ``"not counted"`` otherwise).
+        gco2: grams of CO2-equivalent of ``energy_j``.
+        energy_method: how ``energy_j`` was obtained (which counter, model or estimate).
         model: the model that answered.
         finish_reason: the provider's, e.g. ``"stop"``, ``"length"``, ``"tool_calls"``.
     """
@@ -57,6 +62,10 @@ class Completion:
     energy_j: float = 0.0
     model: str = ""
     finish_reason: str | None = None
+    flops: float = 0.0
+    flops_method: str = ""
+    gco2: float = 0.0
+    energy_method: str = ""
 
     def to_message(self) -> Message:
         """The assistant message to append to the conversation."""

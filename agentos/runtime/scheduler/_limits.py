@@ -80,10 +80,10 @@ class Budget:
         cost: US dollars, from litellm's cost map (local models and models missing from the
             map cost 0). Checked before each syscall: the last one may overshoot it.
         wall_s: seconds since the run started (for an agent: since its first syscall).
-        energy_j: joules reported by completions (``Completion.energy_j``). No built-in model
-            reports energy yet (it is 0 for litellm and local models), so today this limit only
-            triggers with an :class:`~agentos.runtime.llm.types.LLM` that fills it, such as a
-            test double.
+        energy_j: joules of the syscalls so far, as the kernel records them: metered (RAPL, or
+            modelled from process CPU time) for tools, memory and local models, estimated from
+            tokens for remote LLMs (see :mod:`agentos.runtime.energy`). Checked before each
+            syscall: the last one may overshoot it.
 
     Raises:
         ValueError: a limit is negative.
@@ -112,6 +112,8 @@ class Usage:
         reserved_tokens: the token estimates of its syscalls admitted but not finished yet;
             a new syscall's estimate must fit beside them, so concurrent calls cannot all be
             admitted against the same remaining tokens.
+        energy_j, flops, gco2: joules, FLOPs and grams of CO2-equivalent of its completed
+            syscalls, as the kernel recorded them (:mod:`agentos.runtime.energy`).
     """
 
     prompt_tokens: int = 0
@@ -122,6 +124,8 @@ class Usage:
     started_at: float | None = None
     by_kind: dict[str, int] = field(default_factory=dict)
     reserved_tokens: int = 0
+    flops: float = 0.0
+    gco2: float = 0.0
 
     @property
     def tokens(self) -> int:
@@ -134,11 +138,15 @@ class Usage:
         completion_tokens: int = 0,
         cost: float = 0.0,
         energy_j: float = 0.0,
+        flops: float = 0.0,
+        gco2: float = 0.0,
     ) -> None:
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
         self.cost += cost
         self.energy_j += energy_j
+        self.flops += flops
+        self.gco2 += gco2
         self.syscalls += 1
         self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
 
@@ -149,6 +157,8 @@ class Usage:
             "tokens": self.tokens,
             "cost": self.cost,
             "energy_j": self.energy_j,
+            "flops": self.flops,
+            "gco2": self.gco2,
             "syscalls": self.syscalls,
         }
 
