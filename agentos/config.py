@@ -72,6 +72,12 @@ class Settings(BaseModel):
     tpm: float | None = Field(None, gt=0, description="tokens per minute per model")
     bus_url: str = Field("memory://", pattern=r"^(memory://|rediss?://.+)$",
                          description="message bus: memory:// (in-process) or redis://host:port/db")
+    limits_url: str = Field("memory://", pattern=r"^(memory://|rediss?://.+)$", description=(
+        "where pool limits (concurrency, rpm, tpm) and run budgets are kept: memory:// (this "
+        "process) or redis://host:port/db (shared by every process using it)"))
+    workers_url: str | None = Field(None, pattern=r"^rediss?://.+", description=(
+        "redis://host:port/db: LLM, tool and memory syscalls are sent to `agentos worker` "
+        "processes there; unset: they run in this process"))
     memory_url: str | None = Field(None, pattern=r"^https?://.+",
                                    description="Chroma server (http://host:port); unset: embedded")
     memory_embedder: str = Field("all-MiniLM-L6-v2", min_length=1, description=(

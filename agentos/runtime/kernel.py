@@ -115,7 +115,7 @@ class Kernel:
         self.store.mark_abandoned()
         self.scheduler = scheduler or Scheduler(
             PoolConfig(max_concurrency=settings.max_concurrency, policy=settings.policy),
-            clock=clock,
+            clock=clock, limits=_shared_limits(settings),
         )
         self.retry = RetryPolicy(max_retries=settings.max_retries)
         self._clock = clock
@@ -308,6 +308,7 @@ class Kernel:
         try:
             check_budget("run", run.budget, run.usage, now, est_tokens)
             check_budget(f"agent:{agent}", run.agent_budgets.get(agent), agent_usage, now, est_tokens)
+            await self._reserve_shared(run, agent, est_tokens)
         except BudgetExceeded as error:
             self._record(run, agent, kind, resource, name, now, 0.0, 0.0, 0, "budget_exceeded",
                          error=str(error), detail=detail)
@@ -325,6 +326,7 @@ class Kernel:
         except BaseException as error:
             run.usage.reserved_tokens -= est_tokens
             agent_usage.reserved_tokens -= est_tokens
+            await self._settle_shared(run, agent, est_tokens, 0, 0.0)
             stopped = isinstance(error, (SyscallTimeout, Cancelled, asyncio.CancelledError))
             left_running = stopped and abandon is not None and abandon()
             note = f"; {_ABANDONED}" if left_running else ""
@@ -360,6 +362,7 @@ class Kernel:
             p, c, cost = value.prompt_tokens, value.completion_tokens, value.cost
             if est_tokens:
                 self.scheduler.settle_tokens(resource, est_tokens, p + c)
+        await self._settle_shared(run, agent, est_tokens, p + c, cost)
         run.usage.add(kind, p, c, cost, energy, account.flops, account.gco2)
         agent_usage.add(kind, p, c, cost, energy, account.flops, account.gco2)
         self._record(run, agent, kind, resource, name, now, outcome.queue_wait,
@@ -377,6 +380,28 @@ class Kernel:
             s = self.settings
             self._energy = EnergyAccounting(s.energy_source, s.carbon_region, s.carbon_intensity)
         return self._energy
+
+    async def _reserve_shared(self, run: Run, agent: str, est_tokens: int) -> None:
+        """With ``limits_url`` on Redis: reserve in the run's and agent's budgets kept there, so
+        processes sharing a run share its tokens and cost (raises BudgetExceeded)."""
+        limits = self.scheduler.limits
+        if limits is None:
+            return
+        await limits.reserve("run", f"run:{run.id}", run.budget, est_tokens)
+        try:
+            await limits.reserve(f"agent:{agent}", f"run:{run.id}:agent:{agent}",
+                                 run.agent_budgets.get(agent), est_tokens)
+        except BudgetExceeded:
+            await limits.settle(f"run:{run.id}", run.budget, est_tokens, 0, 0.0)
+            raise
+
+    async def _settle_shared(self, run: Run, agent: str, est: int, tokens: int,
+                             cost: float) -> None:
+        limits = self.scheduler.limits
+        if limits is not None:
+            await limits.settle(f"run:{run.id}", run.budget, est, tokens, cost)
+            await limits.settle(f"run:{run.id}:agent:{agent}", run.agent_budgets.get(agent),
+                                est, tokens, cost)
 
     def _deadline(self, run: Run, agent: str) -> tuple[float | None, str]:
         """The earliest wall-time deadline of the run's and the agent's budgets."""
@@ -736,6 +761,8 @@ class Kernel:
             await self._bus.close()
         if self._owns_memory and self._memory is not None:
             self._memory.close()
+        if self.scheduler.limits is not None:
+            await self.scheduler.limits.aclose()
         self.store.close()
 
     def close(self) -> None:
@@ -750,6 +777,15 @@ class Kernel:
         from agentos.errors import UserError
 
         raise UserError("Kernel.close() was called inside an event loop; use `await kernel.aclose()`")
+
+
+def _shared_limits(settings: Settings) -> Any:
+    """A `RedisLimits` when ``settings.limits_url`` is a Redis url, else ``None`` (in-process)."""
+    if not settings.limits_url.startswith(("redis://", "rediss://")):
+        return None
+    from agentos.runtime.scheduler import RedisLimits
+
+    return RedisLimits(settings.limits_url)
 
 
 class _ToolThread:

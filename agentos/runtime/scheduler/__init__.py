@@ -11,15 +11,18 @@ from agentos.runtime.scheduler._loop import (
     is_transient,
 )
 from agentos.runtime.scheduler._policy import POLICIES, Pending, PolicyName, PolicyState, choose
+from agentos.runtime.scheduler._redis_limits import Permit, RedisLimits
 
 __all__ = [
     "POLICIES",
     "Budget",
     "Outcome",
     "Pending",
+    "Permit",
     "PolicyName",
     "PolicyState",
     "PoolConfig",
+    "RedisLimits",
     "RetryPolicy",
     "Scheduler",
     "TokenBucket",

@@ -14,11 +14,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from agentos.errors import Cancelled, ProviderError, SyscallTimeout
 from agentos.runtime.scheduler._limits import TokenBucket
 from agentos.runtime.scheduler._policy import POLICIES, Pending, PolicyName, PolicyState, choose
+
+if TYPE_CHECKING:
+    from agentos.runtime.scheduler._redis_limits import RedisLimits
 
 __all__ = ["Outcome", "PoolConfig", "RetryPolicy", "Scheduler", "is_transient"]
 
@@ -130,6 +133,11 @@ class Scheduler:
         default: the limits of a pool that was never configured.
         clock: monotonic seconds; tests pass a fake.
         seed: seeds the retry jitter.
+        limits: where the pools' limits are kept across processes (a
+            :class:`~agentos.runtime.scheduler.RedisLimits`): a syscall dispatched by its local
+            pool then also waits for a slot and for the RPM/TPM buckets in Redis, shared by
+            every process using the same Redis and prefix, and the local pools keep no buckets
+            of their own. ``None``: the limits hold in this process only.
     """
 
     def __init__(
@@ -138,8 +146,11 @@ class Scheduler:
         *,
         clock: Callable[[], float] = time.monotonic,
         seed: int | None = None,
+        limits: RedisLimits | None = None,
     ) -> None:
         self._default = default or PoolConfig()
+        self.limits = limits
+        self._settling: set[asyncio.Task[None]] = set()
         self._clock = clock
         self._rng = random.Random(seed)
         self._pools: dict[str, _Pool] = {}
@@ -161,9 +172,7 @@ class Scheduler:
         pool.config = config
         pool.state.policy = config.policy
         pool.state.aging_rate = config.aging_rate
-        now = self._clock()
-        pool.rpm = TokenBucket.per_minute(config.rpm, now) if config.rpm else None
-        pool.tpm = TokenBucket.per_minute(config.tpm, now) if config.tpm else None
+        pool.rpm, pool.tpm = self._buckets(config)
         if pool.queue:  # queued syscalls exist only inside a running event loop
             self._pump(pool)
 
@@ -171,14 +180,22 @@ class Scheduler:
         """The limits of ``resource``'s pool (the default ones for a pool never configured)."""
         return self._pool(resource).config
 
-    def _new_pool(self, resource: str, config: PoolConfig) -> _Pool:
+    def _buckets(self, config: PoolConfig) -> tuple[TokenBucket | None, TokenBucket | None]:
+        """The pool's local RPM/TPM buckets; none when `limits` keeps them in Redis."""
+        if self.limits is not None:
+            return None, None
         now = self._clock()
+        return (TokenBucket.per_minute(config.rpm, now) if config.rpm else None,
+                TokenBucket.per_minute(config.tpm, now) if config.tpm else None)
+
+    def _new_pool(self, resource: str, config: PoolConfig) -> _Pool:
+        rpm, tpm = self._buckets(config)
         return _Pool(
             name=resource,
             config=config,
             state=PolicyState(policy=config.policy, aging_rate=config.aging_rate),
-            rpm=TokenBucket.per_minute(config.rpm, now) if config.rpm else None,
-            tpm=TokenBucket.per_minute(config.tpm, now) if config.tpm else None,
+            rpm=rpm,
+            tpm=tpm,
         )
 
     def _pool(self, resource: str) -> _Pool:
@@ -299,7 +316,11 @@ class Scheduler:
                 raise
         started = job.go.result()  # raises Cancelled when cancel() rejected it while queued
         job.task = asyncio.current_task()
+        permit = None
         try:
+            if self.limits is not None:  # the slot and buckets shared with other processes
+                permit = await self.limits.acquire(resource, pool.config, est_tokens)
+                started = self._clock()
             if timeout is None:
                 value = await fn()
             else:
@@ -316,6 +337,9 @@ class Scheduler:
             raise
         finally:
             self._release(pool, job)
+            if permit is not None:
+                assert self.limits is not None
+                await self.limits.release(permit)
         return value, started - submitted, self._clock() - started
 
     def _release(self, pool: _Pool, job: _Job) -> None:
@@ -329,6 +353,9 @@ class Scheduler:
             item = choose([job.pending for job in pool.queue.values()], pool.state, now)
             assert item is not None
             job = pool.queue[item.seq]
+            if job.go.done():  # its waiter was cancelled and has not run to dequeue it yet
+                del pool.queue[item.seq]
+                continue
             wait = 0.0
             if pool.rpm is not None:
                 wait = pool.rpm.wait_time(1, now)
@@ -359,6 +386,12 @@ class Scheduler:
         pool = self._pool(resource)
         if pool.tpm is not None and actual != estimated:
             pool.tpm.take(actual - estimated, self._clock())
+        elif self.limits is not None and pool.config.tpm and actual != estimated:
+            task = asyncio.get_running_loop().create_task(
+                self.limits.settle_tokens(resource, pool.config, estimated, actual)
+            )
+            self._settling.add(task)  # kept until done, so it is not garbage-collected
+            task.add_done_callback(self._settling.discard)
 
     def cancel(self, run_id: str) -> int:
         """Cancel every queued and running syscall of ``run_id``; returns how many.
