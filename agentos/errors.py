@@ -18,6 +18,7 @@ __all__ = [
     "Cancelled",
     "CheckpointVersionError",
     "ConfigError",
+    "ContextLengthExceeded",
     "CrewDefinitionError",
     "DataNotInstalled",
     "DesktopUnavailable",
@@ -160,6 +161,11 @@ class ProviderError(RunError):
         super().__init__(message)
         self.transient = transient
         self.status = status
+
+
+class ContextLengthExceeded(ProviderError):
+    """A request does not fit in the model's context window (not transient: retrying the same
+    request will not help; the agent loop trims its conversation and tries again)."""
 
 
 class SyscallTimeout(RunError, TimeoutError):

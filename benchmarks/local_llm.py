@@ -14,11 +14,24 @@ runs twice: with the JSON-schema grammar that agentos always uses for tool calls
 only produce a well-formed call or a final answer) and without it (the same prompt, free text,
 the same parser), so the grammar's share of the result shows.
 
-    python benchmarks/local_llm.py                 # both models, full
+Speculative decoding (``--only spec``) decodes the same prompts greedily (temperature 0) with
+plain decoding, n-gram (prompt-lookup) drafting and, for the 1.5B, the packaged 0.5B as draft
+model, all three engines loaded at once and the requests interleaved so background load hits
+them alike: code-edit prompts that copy most of their answer from the prompt, and fresh
+generation. It reports llama.cpp's decode tokens/s, the drafts accepted, and whether each output
+is the same text as plain decoding's.
+
+The prefix cache (``--only prefix``) times the first token for a request whose ~2k-token prefix
+(a system prompt with tool schemas, as a crew's agents share) is new (cold), was just computed in
+the same slot (warm), or was computed before another agent's unrelated request started and is
+still running (llama.cpp saves idle slots to its host-memory prompt cache when a task starts).
+
+    python benchmarks/local_llm.py                 # both models, every part
     python benchmarks/local_llm.py --quick         # shorter runs, 2 tool cases of each kind
     python benchmarks/local_llm.py --model qwen2.5-coder-1.5b --only tools [--grammar on|off]
+    python benchmarks/local_llm.py --only spec --only prefix
 
-Writes ``benchmarks/results/local_llm.json`` (``local_llm_tools.json`` with ``--only tools``).
+Writes ``benchmarks/results/local_llm.json``, or ``local_llm_<parts>.json`` with ``--only``.
 """
 
 from __future__ import annotations
@@ -314,11 +327,168 @@ def tool_accuracy(engine: Any, limit: int | None, grammar: bool) -> dict[str, An
     return out
 
 
+def _edit_prompts() -> list[str]:
+    """Edits whose answer copies most of the prompt (the standard library's own source)."""
+    import fnmatch
+    import inspect
+    import textwrap
+
+    def ask(task: str, fn: Any) -> str:
+        return f"{task} Reply with the whole changed function only.\n\n```python\n{inspect.getsource(fn)}```"
+
+    return [
+        ask("Rename the function dedent to strip_common_indent and its variable margin to prefix.",
+            textwrap.dedent),
+        ask("Add type hints to this function's parameters and return value.", fnmatch.translate),
+    ]
+
+
+FRESH_PROMPTS = [
+    "Write a Python class LRUCache with get and put, each with a docstring, and three unit tests.",
+    "Write a Python function that parses an ISO 8601 date string without the datetime module, "
+    "with a docstring and doctests.",
+]
+
+
+def bench_speculative(model: str, quick: bool) -> dict[str, Any]:
+    """Greedy decode tokens/s: plain, n-gram drafting, and the 0.5B drafting for the 1.5B."""
+    from agentos.runtime.llm.engine import EngineConfig, LocalEngine
+
+    modes = ["off", "ngram"] + (["draft"] if model == "qwen2.5-coder-1.5b" else [])
+    max_tokens = 64 if quick else 160
+    engines = {m: LocalEngine(model, EngineConfig(n_ctx=4096, n_parallel=1, speculative=m,
+                                                  cache_ram_mib=0)) for m in modes}
+    workloads = {"code edit (copies the prompt)": _edit_prompts(), "fresh generation": FRESH_PROMPTS}
+    rows: list[dict[str, Any]] = []
+    try:
+        for workload, prompts in workloads.items():
+            for i, prompt in enumerate(prompts[:1] if quick else prompts):
+                outputs: dict[str, str] = {}
+                for mode in modes:  # interleaved: one prompt through every engine in turn
+                    result = engines[mode].chat([{"role": "user", "content": prompt}],
+                                                max_tokens=max_tokens, temperature=0)
+                    timings = result.get("timings", {})
+                    outputs[mode] = result["choices"][0]["message"].get("content") or ""
+                    rows.append({
+                        "workload": workload, "prompt": i, "mode": mode,
+                        "prompt_tokens": timings.get("prompt_n"),
+                        "tokens": timings.get("predicted_n"),
+                        "decode_tok_s": timings.get("predicted_per_second", 0.0),
+                        "drafted": timings.get("draft_n", 0),
+                        "accepted": timings.get("draft_n_accepted", 0),
+                        "same_as_plain": outputs[mode] == outputs["off"],
+                        "output": outputs[mode],
+                    })  # fmt: skip
+                    console.print(f"[dim]spec {model} {workload} {i} {mode}: "
+                                  f"{rows[-1]['decode_tok_s']:.1f} tok/s[/]")
+    finally:
+        for engine in engines.values():
+            engine.close()
+    summary: dict[str, dict[str, Any]] = {}
+    for workload in workloads:
+        for mode in modes:
+            mine = [r for r in rows if r["workload"] == workload and r["mode"] == mode]
+            plain = [r for r in rows if r["workload"] == workload and r["mode"] == "off"]
+            tokens = sum(r["tokens"] or 0 for r in mine)
+            seconds = sum((r["tokens"] or 0) / r["decode_tok_s"] for r in mine if r["decode_tok_s"])
+            plain_s = sum((r["tokens"] or 0) / r["decode_tok_s"] for r in plain if r["decode_tok_s"])
+            plain_tok = sum(r["tokens"] or 0 for r in plain)
+            rate = tokens / seconds if seconds else 0.0
+            base = plain_tok / plain_s if plain_s else 0.0
+            summary[f"{workload}|{mode}"] = {
+                "workload": workload, "mode": mode, "prompts": len(mine), "tokens": tokens,
+                "decode_tok_s": rate, "vs_plain": rate / base if base else 0.0,
+                "drafted": sum(r["drafted"] for r in mine),
+                "accepted": sum(r["accepted"] for r in mine),
+                "same_as_plain": sum(r["same_as_plain"] for r in mine),
+            }  # fmt: skip
+    return {"max_tokens": max_tokens, "summary": list(summary.values()), "rows": rows}
+
+
+def _prefix_messages(nonce: str, question: str) -> list[dict[str, str]]:
+    """A crew agent's request: a ~2k-token system prompt with tool schemas, then a question."""
+    from agentos.runtime.llm.toolcalls import format_instructions
+
+    tools = [
+        {"type": "function", "function": {
+            "name": f"tool_{i}", "description": f"Tool number {i}: " + "looks up records in the "
+            "project's knowledge base by key, with filters for date, owner and status. " * 3,
+            "parameters": {"type": "object", "properties": {
+                "key": {"type": "string"}, "owner": {"type": "string"},
+                "status": {"type": "string", "enum": ["open", "closed", "draft"]},
+                "limit": {"type": "integer"}}, "required": ["key"]}}}
+        for i in range(20)
+    ]  # fmt: skip
+    system = (f"[crew {nonce}] You are the researcher of a research-and-code crew. "
+              + format_instructions(tools))
+    return [{"role": "system", "content": system}, {"role": "user", "content": question}]
+
+
+def _ttft(engine: Any, messages: list[dict[str, str]]) -> tuple[float, int]:
+    """Seconds to the first streamed token, and the prompt's tokens."""
+    t0 = time.perf_counter()
+    first = None
+    usage: dict[str, int] = {}
+    for chunk in engine.chat_stream(messages, max_tokens=4, temperature=0):
+        choices = chunk.get("choices") or []
+        if first is None and choices and choices[0]["delta"].get("content"):
+            first = time.perf_counter()
+        if chunk.get("usage"):
+            usage = chunk["usage"]
+    return (first or time.perf_counter()) - t0, int(usage.get("prompt_tokens", 0))
+
+
+def bench_prefix(model: str, quick: bool) -> dict[str, Any]:
+    """Time to first token with a ~2k-token shared prefix: cold, warm in the same slot, and warm
+    while another agent's unrelated request runs (it started after the prefix was computed, so
+    llama.cpp saved the idle slot to its host-memory prompt cache and must restore from there)."""
+    from agentos.runtime.llm.engine import EngineConfig, LocalEngine
+
+    engine = LocalEngine(model, EngineConfig(n_ctx=4096, n_parallel=2))
+    reps = 1 if quick else 2
+    rows: dict[str, list[float]] = {"cold": [], "warm, same slot": [], "warm, after another request": []}
+    prompt_tokens = 0
+    try:
+        for rep in range(reps):
+            nonce = uuid.uuid4().hex[:8]
+            cold, prompt_tokens = _ttft(engine, _prefix_messages(nonce, "Which tool lists open records?"))
+            warm, _ = _ttft(engine, _prefix_messages(nonce, "Which tool finds draft records of Ann?"))
+            busy = threading.Thread(target=engine.chat, args=(
+                [{"role": "user", "content": f"[{rep}] Count from 1 to 200, one number a line."}],),
+                kwargs={"max_tokens": 48, "temperature": 0})
+            busy.start()  # another agent's request: idle slots are saved to host memory
+            time.sleep(0.5)
+            other, _ = _ttft(engine, _prefix_messages(nonce, "Which tool finds closed records?"))
+            busy.join()
+            rows["cold"].append(cold)
+            rows["warm, same slot"].append(warm)
+            rows["warm, after another request"].append(other)
+            console.print(f"[dim]prefix {model}: cold {cold:.2f} s, warm {warm:.2f} s, "
+                          f"other slot {other:.2f} s ({prompt_tokens} prompt tokens)[/]")
+    finally:
+        engine.close()
+    cold = sorted(rows["cold"])[len(rows["cold"]) // 2]
+    out = {"prompt_tokens": prompt_tokens, "repetitions": reps, "ttft_s": {}}
+    for name, values in rows.items():
+        median = sorted(values)[len(values) // 2]
+        out["ttft_s"][name] = {"median": median, "all": values, "vs_cold": median / cold}
+    return out
+
+
 def bench_model(model: str, quick: bool, parts: list[str], grammars: list[bool]) -> dict[str, Any]:
-    """The parts (``speed``, ``tools``) of the benchmark for one model; tools once per mode."""
+    """The parts (``speed``, ``spec``, ``prefix``, ``tools``) of the benchmark for one model."""
     from agentos.runtime.llm.engine import EngineConfig, close_engines, get_engine
     from agentos.runtime.llm.models import install
 
+    result: dict[str, Any] = {"model": model}
+    if "spec" in parts:
+        result["speculative"] = bench_speculative(model, quick)
+    if "prefix" in parts:
+        result["prefix_cache"] = bench_prefix(model, quick)
+    parts = [p for p in parts if p in ("speed", "tools")]
+    if not parts:
+        result["peak_rss_mib_process"] = _peak_rss_mib()
+        return result
     n_ctx = 2048
     # The speed part measures 4 concurrent requests; tool calling alone runs one at a time, on
     # one slot, so the shared instructions stay in that slot's prompt cache from case to case.
@@ -326,7 +496,6 @@ def bench_model(model: str, quick: bool, parts: list[str], grammars: list[bool])
     path = install(model, progress=True)
     console.print(f"[bold]{model}[/]: loading ({slots} slots × {n_ctx} tokens)…")
     engine = get_engine(model, EngineConfig(n_ctx=n_ctx, n_parallel=slots))
-    result: dict[str, Any] = {"model": model}
     try:
         if "speed" in parts:
             result.update(bench_speed(model, engine, path, n_ctx, quick))
@@ -400,6 +569,10 @@ def bench_speed(model: str, engine: Any, path: Path, n_ctx: int, quick: bool) ->
 def report(results: list[dict[str, Any]]) -> None:
     if any("speed" in r for r in results):
         report_speed([r for r in results if "speed" in r])
+    if any("speculative" in r for r in results):
+        report_speculative([r for r in results if "speculative" in r])
+    if any("prefix_cache" in r for r in results):
+        report_prefix([r for r in results if "prefix_cache" in r])
     if any("tool_accuracy" in r for r in results):
         report_tools([r for r in results if "tool_accuracy" in r])
 
@@ -429,6 +602,35 @@ def report_speed(results: list[dict[str, Any]]) -> None:
         for c in r["concurrency"]:
             conc.add_row(r["model"], str(c["concurrent"]), str(c["completion_tokens"]), f"{c['wall_s']:.2f}", f"{c['aggregate_tok_s']:.2f}")
     console.print(conc)
+
+
+def report_speculative(results: list[dict[str, Any]]) -> None:
+    names = {"off": "plain", "ngram": "n-gram (prompt lookup)", "draft": "0.5B draft model"}
+    table = Table(title="speculative decoding, greedy (temperature 0), LocalEngine: decode tok/s "
+                        "from llama.cpp's timings; same = output identical to plain decoding")
+    for col in ("model", "workload", "decoding", "prompts", "tokens", "decode tok/s", "vs plain",
+                "drafts accepted", "same as plain"):
+        table.add_column(col, justify="left" if col in ("model", "workload", "decoding") else "right")
+    for r in results:
+        for s in r["speculative"]["summary"]:
+            drafted = f"{s['accepted']} of {s['drafted']}" if s["mode"] != "off" else ""
+            table.add_row(r["model"], s["workload"], names[s["mode"]], str(s["prompts"]),
+                          str(s["tokens"]), f"{s['decode_tok_s']:.1f}", f"{s['vs_plain']:.2f}×",
+                          drafted, f"{s['same_as_plain']} of {s['prompts']}")
+    console.print(table)
+
+
+def report_prefix(results: list[dict[str, Any]]) -> None:
+    table = Table(title="prefix cache: time to first token with a shared system prompt + tool "
+                        "schemas (LocalEngine, 2 slots, median)")
+    for col in ("model", "prompt tokens", "request", "TTFT s", "vs cold"):
+        table.add_column(col, justify="left" if col in ("model", "request") else "right")
+    for r in results:
+        p = r["prefix_cache"]
+        for name, t in p["ttft_s"].items():
+            table.add_row(r["model"], str(p["prompt_tokens"]), name, f"{t['median']:.2f}",
+                          f"{100 * t['vs_cold']:.0f} %")
+    console.print(table)
 
 
 def report_tools(results: list[dict[str, Any]]) -> None:
@@ -468,17 +670,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", help="catalogue name (repeatable); default: both")
     parser.add_argument("--quick", action="store_true", help="short runs, 2 tool cases of each kind")
-    parser.add_argument("--only", choices=["speed", "tools"], help="run only this part")
+    parser.add_argument("--only", choices=["speed", "spec", "prefix", "tools"], action="append",
+                        help="run only this part (repeatable)")
     parser.add_argument("--grammar", choices=["both", "on", "off"], default="both",
                         help="tool calling with grammar-constrained decoding, without, or both")
     parser.add_argument("--out", type=Path, help="default: benchmarks/results/local_llm.json "
                         "(local_llm_tools.json with --only tools)")
     args = parser.parse_args()
     models = args.model or ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
-    parts = [args.only] if args.only else ["speed", "tools"]
+    parts = args.only or ["speed", "spec", "prefix", "tools"]
     grammars = {"both": [True, False], "on": [True], "off": [False]}[args.grammar]
     if args.out is None:
-        name = "local_llm_tools.json" if args.only == "tools" else "local_llm.json"
+        name = f"local_llm_{'_'.join(args.only)}.json" if args.only else "local_llm.json"
         args.out = HERE / "results" / name
     results = [bench_model(m, args.quick, parts, grammars) for m in models]
     report(results)

@@ -2,7 +2,10 @@
 
 Every LLM completion and tool call goes through the kernel as a syscall. A malformed or invalid
 tool call goes back to the LLM as an error message it can correct (at most ``max_tool_retries``
-times in a row); a run out of budget ends cleanly with what it has.
+times in a row); a run out of budget ends cleanly with what it has. Several tool calls in one
+reply run concurrently. A conversation that outgrows the model's context is trimmed by
+short-term memory (:class:`~agentos.runtime.memory.short_term.ConversationWindow`: the oldest
+turns summarised, then over-long contents clipped) and sent again, instead of ending the run.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from agentos.errors import (
     BudgetExceeded,
     Cancelled,
+    ContextLengthExceeded,
     InvalidToolCall,
     ProviderError,
     SyscallTimeout,
@@ -24,7 +28,7 @@ from agentos.errors import (
     UnknownTool,
     UserError,
 )
-from agentos.runtime.llm.types import LLM, Completion, Message
+from agentos.runtime.llm.types import LLM, Completion, Message, ToolCall, estimate_tokens
 from agentos.runtime.registry import ToolRegistry, as_tool
 from agentos.runtime.scheduler import Budget
 from agentos.runtime.tool import Tool
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["Agent", "AgentResult", "Step", "ToolOutcome"]
 
 _MAX_OBSERVATION = 4000
+_TRIM_ATTEMPTS = 3  # trims of one turn's conversation before a context error ends the run
 
 
 @dataclass(slots=True)
@@ -97,6 +102,8 @@ class Agent:
         priority, weight: for the scheduler's priority and fair-share policies.
         llm_params: extra parameters for every completion (``temperature``, ``max_tokens``, …).
         on_step: called with each :class:`Step` once its tool calls have run (for progress).
+        context_tokens: trim the conversation before a turn when it is estimated above this
+            many tokens; without it, only when the model refuses it as too long.
 
     Raises:
         UserError: a tool name is unknown or two tools share a name.
@@ -120,6 +127,7 @@ class Agent:
         llm_params: dict[str, Any] | None = None,
         kernel: Kernel | None = None,
         on_step: Callable[[Step], None] | None = None,
+        context_tokens: int | None = None,
     ) -> None:
         if not name:
             raise UserError("an agent needs a name")
@@ -138,6 +146,9 @@ class Agent:
         self.llm_params = dict(llm_params or {})
         self.kernel = kernel
         self.on_step = on_step
+        if context_tokens is not None and context_tokens < 64:
+            raise UserError(f"context_tokens must be at least 64, got {context_tokens}")
+        self.context_tokens = context_tokens
         self._registry: ToolRegistry | None = None
 
     # --- set-up -------------------------------------------------------------------------------
@@ -217,10 +228,7 @@ class Agent:
         bad_turns = 0
         try:
             for index in range(max_steps):
-                completion = await kernel.llm(
-                    run, self.name, model, messages, specs, fallbacks=self.fallbacks,
-                    priority=self.priority, weight=self.weight, **self.llm_params,
-                )
+                completion = await self._complete(kernel, run, model, messages, specs, task)
                 step = Step(index, completion.content)
                 steps.append(step)
                 messages.append(completion.to_message())
@@ -258,6 +266,75 @@ class Agent:
         usage = (run.usage if owns_run else run.agent(self.name)).as_dict()
         return AgentResult(answer, status, steps, usage, run.id, error)
 
+    async def _complete(
+        self, kernel: Kernel, run: Run, model: str | LLM, messages: list[Message],
+        specs: list[dict[str, Any]] | None, task: str,
+    ) -> Completion:
+        """One LLM turn. A conversation the model refuses as too long (or estimated above
+        ``context_tokens``) is trimmed in place to 60 % of its size and sent again, up to
+        ``_TRIM_ATTEMPTS`` times.
+
+        Raises:
+            ContextLengthExceeded: it still does not fit, or cannot be trimmed further.
+        """
+        if self.context_tokens is not None and estimate_tokens(messages) > self.context_tokens:
+            await self._trim(kernel, run, model, messages, task, self.context_tokens)
+        for attempt in range(_TRIM_ATTEMPTS + 1):
+            try:
+                return await kernel.llm(
+                    run, self.name, model, messages, specs, fallbacks=self.fallbacks,
+                    priority=self.priority, weight=self.weight, **self.llm_params,
+                )
+            except ContextLengthExceeded:
+                budget = int(estimate_tokens(messages) * 0.6)
+                if attempt == _TRIM_ATTEMPTS or not await self._trim(
+                    kernel, run, model, messages, task, budget
+                ):
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _trim(
+        self, kernel: Kernel, run: Run, model: str | LLM, messages: list[Message], task: str,
+        budget: int,
+    ) -> bool:
+        """Shrink ``messages`` in place to about ``budget`` estimated tokens; True if it shrank.
+
+        Short-term memory summarises the oldest turns (an LLM syscall of this agent); the task
+        stays verbatim after the summary, a tool result whose call was summarised becomes a user
+        message, and contents still too long are clipped, longest first.
+        """
+        from agentos.runtime.memory.short_term import ConversationWindow, llm_summarizer
+
+        before = estimate_tokens(messages)
+        pinned = next((m for m in messages if m.get("role") == "user" and m.get("content") == task),
+                      None)
+        summarize = llm_summarizer(kernel, run, self.name, model)
+
+        async def clipped(previous: str | None, evicted: list[Message]) -> str:
+            room = max(200, 2 * budget // max(1, len(evicted)))  # chars: half the budget in all
+            return await summarize(previous, [_clip(m, room) for m in evicted])  # type: ignore[misc]
+
+        window = ConversationWindow(max(64, budget), clipped)
+        for message in messages:
+            if message is not pinned:
+                window.add(message)
+        await window.compact()
+        system, turns = window.messages()[: len(window.system) + bool(window.summary)], window.turns
+        if turns and turns[0].get("role") == "tool":  # its assistant turn was summarised away
+            turns[0] = {"role": "user", "content": f"Tool result: {turns[0].get('content') or ''}"}
+        trimmed = [*system, *([pinned] if pinned is not None else []), *turns]
+        while estimate_tokens(trimmed) > budget:
+            longest = max(range(1, len(trimmed)), key=lambda i: len(str(trimmed[i].get("content") or "")),
+                          default=None)
+            size = len(str(trimmed[longest].get("content") or "")) if longest is not None else 0
+            if longest is None or size < 400:
+                break
+            trimmed[longest] = _clip(trimmed[longest], size // 2)
+        if estimate_tokens(trimmed) >= before:
+            return False
+        messages[:] = trimmed
+        return True
+
     def _notify(self, step: Step) -> None:
         if self.on_step is not None:
             self.on_step(step)
@@ -266,29 +343,48 @@ class Agent:
         self, kernel: Kernel, run: Run, tools: ToolRegistry, completion: Completion, step: Step,
         messages: list[Message],
     ) -> bool:
-        """Run the completion's tool calls; True when every call was well-formed."""
-        well_formed = True
-        for call in completion.tool_calls:
-            ok = False
+        """Run the completion's tool calls; True when every call was well-formed.
+
+        Several calls in one reply (parallel tool calls) run concurrently, each its own kernel
+        syscall; their results go back in the order the LLM asked for them. An error that ends
+        the run (a budget, a cancellation) is raised once every call has finished.
+        """
+
+        async def one(call: ToolCall) -> tuple[str, bool, bool]:  # (output, ok, well-formed)
             if call.error:
-                output = f"Error: {call.error}"
-                well_formed = False
-            else:
-                try:
-                    result = await kernel.call_tool(run, self.name, call.name, call.arguments,
-                                                     registry=tools)
-                    output, ok = _render(result), True
-                except (UnknownTool, InvalidToolCall) as exc:
-                    output, well_formed = f"Error: {exc}", False
-                except ToolRetry as exc:
-                    output = f"Error: {exc}"
-                except ToolFailed as exc:
-                    output = f"Error: {exc}"
+                return f"Error: {call.error}", False, False
+            try:
+                result = await kernel.call_tool(run, self.name, call.name, call.arguments,
+                                                 registry=tools)
+            except (UnknownTool, InvalidToolCall) as exc:
+                return f"Error: {exc}", False, False
+            except (ToolRetry, ToolFailed) as exc:
+                return f"Error: {exc}", False, True
+            return _render(result), True, True
+
+        gathered = await asyncio.gather(*(one(c) for c in completion.tool_calls),
+                                        return_exceptions=True)
+        outcomes: list[tuple[str, bool, bool]] = []
+        for outcome in gathered:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            outcomes.append(outcome)
+        well_formed = True
+        for call, (output, ok, formed) in zip(completion.tool_calls, outcomes, strict=True):
+            well_formed = well_formed and formed
             step.tool_calls.append(ToolOutcome(call.name, call.arguments, output, ok))
             messages.append(
                 {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": output}
             )
         return well_formed
+
+
+def _clip(message: Message, chars: int) -> Message:
+    """``message`` with its text content cut to ``chars`` characters (marked)."""
+    content = message.get("content")
+    if not isinstance(content, str) or len(content) <= chars:
+        return message
+    return {**message, "content": content[:chars] + f"... [trimmed {len(content) - chars} chars]"}
 
 
 def _render(result: Any) -> str:

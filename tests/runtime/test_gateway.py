@@ -92,3 +92,17 @@ def test_model_string_without_provider_is_a_user_error() -> None:
 def test_real_model_requests_are_banned_in_tests() -> None:
     with pytest.raises(UserError, match="real model requests are disabled"):
         asyncio.run(LiteLLMModel("openai/gpt-4o-mini").complete([{"role": "user", "content": "hi"}]))
+
+
+def test_a_context_window_error_becomes_context_length_exceeded() -> None:
+    import litellm
+
+    from agentos.errors import ContextLengthExceeded
+    from agentos.runtime.llm.gateway import _provider_error
+
+    error = _provider_error("openai/x", litellm.ContextWindowExceededError(
+        message="too long", model="x", llm_provider="openai"))
+    assert isinstance(error, ContextLengthExceeded) and not error.transient
+    other = _provider_error("openai/x", litellm.BadRequestError(
+        message="bad", model="x", llm_provider="openai"))
+    assert not isinstance(other, ContextLengthExceeded)

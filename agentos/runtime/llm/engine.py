@@ -3,7 +3,20 @@
 :class:`LocalEngine` loads one model with ``n_parallel`` decoding slots (continuous batching, so
 that many requests run at once), the prompt cache on, and Qwen2.5-Coder's recommended sampling
 (temperature 0.7, top-p 0.8, top-k 20, repetition penalty 1.05) plus a default ``max_tokens`` cap,
-so that a small model cannot run away. Each slot gets ``n_ctx`` tokens of context.
+so that a small model cannot run away. Each slot gets ``n_ctx`` tokens of context: by default the
+context the model was trained with (read from the GGUF file), capped so that the KV caches fit in
+a quarter of the memory available at load time (:func:`context_size`); ``kv_cache_type`` can
+quantize the cache to q8_0 or q4_0 to fit more.
+
+Shared prompt prefixes are reused: each slot keeps its last prompt's KV cache (``cache_prompt``), a
+request goes to the slot whose cached prompt is most similar, and idle slots' caches are kept in
+a host-memory prompt cache (``cache_ram_mib``), from which any slot restores a matching prefix.
+
+Speculative decoding (``speculative``): ``"ngram"`` drafts from n-grams already in the context
+(prompt lookup: edits that copy code), ``"draft"`` drafts with a smaller model of the same
+tokenizer (by default the packaged 0.5B for the 1.5B). The big model verifies every drafted
+token, so greedy outputs are those of plain decoding up to llama.cpp's floating-point differences
+between batched and single-token evaluation.
 
 With ``tools`` a request is decoded under a JSON schema (a llama.cpp grammar) that allows exactly
 one call of a known tool, or ``{"final_answer": "..."}``; the text is parsed by
@@ -27,7 +40,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentos.errors import ProviderError, UserError
+from agentos.errors import ContextLengthExceeded, ProviderError, UserError
+from agentos.runtime.llm.gguf_meta import KV_CACHE_TYPES, kv_bytes_per_token, read_gguf
 from agentos.runtime.llm.models import CATALOGUE, resolve
 from agentos.runtime.llm.toolcalls import (
     MalformedToolCall,
@@ -44,16 +58,18 @@ __all__ = [
     "EngineConfig",
     "LocalEngine",
     "SAMPLING_OPTIONS",
+    "SPECULATIVE_MODES",
     "build_params",
     "close_engines",
+    "context_size",
     "engine_slots",
     "get_engine",
     "loaded_engine",
 ]
 
 
-class ContextLengthExceeded(ProviderError):
-    """A request does not fit in one slot's context (not transient: retrying will not help)."""
+#: Values of :attr:`EngineConfig.speculative`.
+SPECULATIVE_MODES = ("off", "ngram", "draft")
 
 
 @dataclass(frozen=True)
@@ -61,7 +77,20 @@ class EngineConfig:
     """How a local model is loaded and sampled.
 
     Attributes:
-        n_ctx: context tokens per slot (the KV cache holds ``n_ctx * n_parallel`` tokens).
+        n_ctx: context tokens per slot (the KV cache holds ``n_ctx * n_parallel`` tokens);
+            ``None``: the model's trained context, capped by ``kv_memory_mib``
+            (see :func:`context_size`).
+        kv_cache_type: ``"f16"``, or ``"q8_0"`` / ``"q4_0"`` to quantize the KV cache (about
+            half / a quarter of the memory per token, so more context fits).
+        kv_memory_mib: the most memory the KV caches (all slots, and the draft model's) may
+            take when ``n_ctx`` is ``None``; ``None``: a quarter of the memory available at load.
+        cache_ram_mib: host memory for caching idle slots' prompts, so that a prefix computed in
+            one slot is restored in another; 0 turns it off.
+        speculative: ``"off"``, ``"ngram"`` (draft from n-grams already in the context) or
+            ``"draft"`` (draft with ``draft_model``).
+        draft_model: the model that drafts when ``speculative="draft"`` (a catalogue name or a
+            .gguf path); it must use the same tokenizer.
+        draft_max: the most tokens drafted per step.
         n_parallel: decoding slots, i.e. requests served at once.
         n_threads: CPU threads for decoding and prompt processing (default: all cores).
         max_tokens: default cap on generated tokens when a request does not set one.
@@ -71,7 +100,7 @@ class EngineConfig:
             :meth:`LocalEngine.metrics`.
     """
 
-    n_ctx: int = 4096
+    n_ctx: int | None = None
     n_parallel: int = 2
     n_threads: int | None = None
     max_tokens: int = 1024
@@ -82,10 +111,30 @@ class EngineConfig:
     repeat_last_n: int = 64
     tool_temperature: float = 0.2
     metrics: bool = False
+    kv_cache_type: str = "f16"
+    kv_memory_mib: int | None = None
+    cache_ram_mib: int = 1024
+    speculative: str = "off"
+    draft_model: str = "qwen2.5-coder-0.5b"
+    draft_max: int = 16
 
     def __post_init__(self) -> None:
-        if self.n_ctx < 256:
+        if self.n_ctx is not None and self.n_ctx < 256:
             raise UserError(f"n_ctx must be at least 256 tokens per slot, got {self.n_ctx}")
+        if self.kv_cache_type not in KV_CACHE_TYPES:
+            raise UserError(
+                f"kv_cache_type must be one of {', '.join(KV_CACHE_TYPES)}, got {self.kv_cache_type!r}"
+            )
+        if self.kv_memory_mib is not None and self.kv_memory_mib < 16:
+            raise UserError(f"kv_memory_mib must be at least 16, got {self.kv_memory_mib}")
+        if self.cache_ram_mib < 0:
+            raise UserError(f"cache_ram_mib must be 0 (off) or more, got {self.cache_ram_mib}")
+        if self.speculative not in SPECULATIVE_MODES:
+            raise UserError(
+                f"speculative must be one of {', '.join(SPECULATIVE_MODES)}, got {self.speculative!r}"
+            )
+        if not 1 <= self.draft_max <= 64:
+            raise UserError(f"draft_max must be between 1 and 64, got {self.draft_max}")
         if self.n_parallel < 1:
             raise UserError(f"n_parallel must be at least 1, got {self.n_parallel}")
         if self.n_threads is not None and self.n_threads < 1:
@@ -104,6 +153,62 @@ def _import_xllamacpp() -> Any:
     return xllamacpp
 
 
+def _available_memory() -> int:
+    """Bytes of memory available for new allocations (``MemAvailable``), or physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _draft_path(path: Path, config: EngineConfig) -> Path | None:
+    """The draft model's file for ``speculative="draft"``, checked against the target's tokenizer.
+
+    Raises:
+        UserError: the draft model is missing, or its tokenizer differs from the target's.
+    """
+    if config.speculative != "draft":
+        return None
+    draft = resolve(config.draft_model)
+    if read_gguf(draft).tokenizer != read_gguf(path).tokenizer:
+        raise UserError(
+            f"draft model {config.draft_model} uses another tokenizer than {path.name}, so its "
+            "drafts cannot be verified: pick a draft model of the same family, or "
+            'speculative="ngram"'
+        )
+    return draft
+
+
+def context_size(path: Path, config: EngineConfig) -> int:
+    """Context tokens per slot: ``config.n_ctx``, else the model's trained context capped so that
+    every slot's KV cache (and the draft model's) fits in ``config.kv_memory_mib``.
+
+    Raises:
+        UserError: the file's metadata cannot be read, or not even 256 tokens a slot fit.
+    """
+    if config.n_ctx is not None:
+        return config.n_ctx
+    info = read_gguf(path)
+    per_token = kv_bytes_per_token(info, config.kv_cache_type)
+    draft = _draft_path(path, config)
+    if draft is not None:
+        per_token += kv_bytes_per_token(read_gguf(draft), config.kv_cache_type)
+    budget = (config.kv_memory_mib * 2**20 if config.kv_memory_mib is not None
+              else _available_memory() // 4)
+    fits = budget // (per_token * config.n_parallel) // 256 * 256
+    if fits < 256:
+        raise UserError(
+            f"the KV cache of {path.name} does not fit: {budget // 2**20} MiB allow "
+            f"{fits} tokens per slot for {config.n_parallel} slots; set n_ctx, fewer n_parallel, "
+            'a larger kv_memory_mib or kv_cache_type="q8_0"'
+        )
+    return min(info.context_length, fits)
+
+
 def build_params(
     path: Path,
     config: EngineConfig,
@@ -114,16 +219,25 @@ def build_params(
 ) -> xllamacpp.CommonParams:
     """xllamacpp parameters for ``path`` under ``config``; with ``port`` llama.cpp also serves HTTP.
 
+    ``params.n_ctx`` is the whole KV cache, :func:`context_size` tokens for each slot.
+
     Raises:
-        UserError: xllamacpp is not installed.
+        UserError: xllamacpp is not installed, the draft model is unusable, or the context does
+            not fit (see :func:`context_size`).
     """
     xl = _import_xllamacpp()
+    n_ctx = context_size(path, config)
     params = xl.CommonParams()
     params.model.path = str(path)
     params.n_parallel = config.n_parallel
-    params.n_ctx = config.n_ctx * config.n_parallel  # llama.cpp splits it across slots
-    params.n_batch = min(2048, config.n_ctx)
+    params.n_ctx = n_ctx * config.n_parallel  # llama.cpp splits it across slots
+    params.n_batch = min(2048, n_ctx)
     params.cache_prompt = True
+    params.cache_ram_mib = config.cache_ram_mib
+    cache_type = getattr(xl.ggml_type, f"GGML_TYPE_{config.kv_cache_type.upper()}")
+    params.cache_type_k = params.cache_type_v = cache_type
+    if config.kv_cache_type != "f16":  # llama.cpp quantizes the V cache only with flash attention
+        params.flash_attn_type = xl.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_ENABLED
     params.cont_batching = True
     params.ctx_shift = False  # over-long prompts fail clearly instead of silently losing text
     params.n_predict = config.max_tokens
@@ -138,12 +252,33 @@ def build_params(
     params.verbosity = -1 if os.environ.get("AGENTOS_LLAMA_VERBOSE") is None else 3
     params.warmup = True
     params.endpoint_metrics = config.metrics
+    _speculative(xl, params, path, config, threads)
     if alias:
         params.model_alias = {alias}
     if port is not None:
         params.port = port
         params.hostnames = [host or "127.0.0.1"]
     return params
+
+
+def _speculative(xl: Any, params: Any, path: Path, config: EngineConfig, threads: int) -> None:
+    """Set llama.cpp's speculative-decoding parameters for ``config.speculative``."""
+    spec = params.speculative
+    kinds = xl.common_speculative_type
+    if config.speculative == "ngram":
+        # prompt lookup: find the last 12 tokens earlier in the context, draft what followed
+        spec.types = [kinds.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE]
+        spec.ngram_simple.size_m = config.draft_max
+        spec.draft.n_max = config.draft_max
+    elif config.speculative == "draft":
+        draft = _draft_path(path, config)
+        assert draft is not None
+        spec.types = [kinds.COMMON_SPECULATIVE_TYPE_DRAFT_SIMPLE]
+        spec.draft.mparams.path = str(draft)
+        spec.draft.n_max = config.draft_max
+        spec.draft.cache_type_k = spec.draft.cache_type_v = params.cache_type_k
+        spec.draft.cpuparams.n_threads = threads
+        spec.draft.cpuparams_batch.n_threads = threads
 
 
 def _raise_for_error(result: Mapping[str, Any], model: str, n_ctx: int) -> None:
@@ -241,9 +376,11 @@ class LocalEngine:
         text = os.fspath(model)
         self.name = text if text in CATALOGUE else self.path.stem
         xl = _import_xllamacpp()
+        params = build_params(self.path, self.config)
+        self._n_ctx = params.n_ctx // self.config.n_parallel
         started = time.perf_counter()
         try:
-            self._server: Any = xl.Server(build_params(self.path, self.config))
+            self._server: Any = xl.Server(params)
         except RuntimeError as exc:
             raise ProviderError(f"llama.cpp could not load {self.path}: {exc}") from exc
         self.load_seconds = time.perf_counter() - started
@@ -256,8 +393,8 @@ class LocalEngine:
 
     @property
     def n_ctx(self) -> int:
-        """Context tokens available to one request."""
-        return self.config.n_ctx
+        """Context tokens available to one request (one slot's share of the KV cache)."""
+        return self._n_ctx
 
     def metrics(self) -> dict[str, float]:
         """llama.cpp's counters, e.g. ``requests_processing``, ``tokens_predicted_total``.

@@ -13,7 +13,7 @@ import os
 import uuid
 from typing import Any
 
-from agentos.errors import ProviderError, UserError
+from agentos.errors import ContextLengthExceeded, ProviderError, UserError
 from agentos.runtime.llm.types import LLM, Completion, Message, ToolCall
 
 __all__ = ["ALLOW_MODEL_REQUESTS", "LiteLLMModel", "resolve_llm"]
@@ -112,6 +112,8 @@ def _provider_error(model: str, error: Exception) -> ProviderError:
                     "InternalServerError", "BadGatewayError"}
         or (isinstance(status, int) and (status in _TRANSIENT_STATUS or status >= 500))
     )
+    if name == "ContextWindowExceededError":  # the agent loop trims its conversation on this
+        return ContextLengthExceeded(f"{model}: {error}", status=400)
     hint = ""
     if name == "AuthenticationError":
         hint = " Set the provider's API key (e.g. OPENAI_API_KEY) or use a local model."
