@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from agentos.desktop.elements import Element, compress, render_elements
+from agentos.desktop.elements import Element, compress, render_compact
 from agentos.desktop.ocr import Box, Word, read_words
 from agentos.desktop.safety import find_instructions
 from agentos.desktop.windows import Window, list_windows
@@ -25,7 +25,7 @@ from agentos.errors import DesktopUnavailable
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-__all__ = ["Observation", "grab_screen", "observe"]
+__all__ = ["Observation", "changes", "grab_screen", "observe"]
 
 
 @dataclass
@@ -53,9 +53,10 @@ class Observation:
         return "\n".join(e.text for e in self.elements)
 
     def render(self) -> str:
-        """The observation as the LLM gets it: screen text fenced and marked as untrusted data."""
+        """The observation as the LLM gets it: the windows and the focused window's text (see
+        :func:`~agentos.desktop.elements.render_compact`), fenced and marked as untrusted data."""
         focused = next((w.title for w in self.windows if w.focused), "none")
-        body = render_elements(self.elements, self.flagged) or "(nothing: no windows, no text)"
+        body = render_compact(self.elements, self.flagged) or "(nothing: no windows, no text)"
         lines = [f"focused window: {focused}"]
         if self.flagged:
             lines.append(
@@ -183,3 +184,27 @@ def _screen_lines(elements: Sequence[Element]) -> list[tuple[list[int], str]]:
         else:
             lines.append(([e.id], e.text, e.window, e.box[1]))
     return [(ids, text) for ids, text, _, _ in lines]
+
+
+def changes(before: Observation, after: Observation, limit: int = 8) -> str:
+    """What an action changed, in one line a small model can read: the focused window if it
+    changed, and text of the focused window that was not on the screen before (``new text:
+    "408"``). Empty when nothing visible changed."""
+    parts = []
+    was = next((w.title for w in before.windows if w.focused), None)
+    now = next((w.title for w in after.windows if w.focused), None)
+    if now != was:
+        parts.append(f"focused window now: {now or 'none'}")
+    seen = [e.text for e in before.elements if e.role == "text"]
+    fresh = []
+    for e in after.elements:
+        if e.role != "text" or (now is not None and e.window != now):
+            continue
+        if e.text in seen:
+            seen.remove(e.text)  # a multiset: a second "7" is new
+        elif e.text not in fresh:
+            fresh.append(e.text)
+    if fresh:
+        shown = ", ".join(f'"{t}"' for t in fresh[:limit])
+        parts.append(f"new text: {shown}" + (f" and {len(fresh) - limit} more" if len(fresh) > limit else ""))
+    return "; ".join(parts)

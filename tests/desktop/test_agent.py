@@ -458,3 +458,118 @@ def test_keys_with_no_focused_window_are_refused_with_what_to_do(kernel: Kernel)
     assert [(a.action, a.outcome) for a in result.actions] == [("type_text", "refused"),
                                                                 ("hotkey", "refused")]
     assert "launch a program or focus its window first" in llm.calls[1][-1]["content"]
+
+
+def test_save_as_writes_the_file_and_the_report_says_it_checked_the_disk(
+    kernel: Kernel, tmp_path: Path,
+) -> None:
+    xvfb_or_fail()
+    target = tmp_path / "saved.txt"
+    llm = ScriptedLLM([
+        call("launch", program="mousepad"),
+        call("type_text", text="saved by save_as"),
+        call("save_as", path="notes.txt"),  # not a full path: refused, nothing done
+        call("save_as", path=str(target)),
+        "saved",
+    ])
+    agent = Desktop(llm=llm, confirm=_yes, kernel=kernel, screen=(1024, 700))
+    result = agent.run(f"type 'saved by save_as' and save it as {target}")
+
+    assert result.ok, result.error
+    assert target.read_text().strip() == "saved by save_as"
+    assert [(a.action, a.outcome) for a in result.actions] == [
+        ("launch", "done"), ("type_text", "done"), ("save_as", "refused"), ("save_as", "done")]
+    assert "full path starting with /" in llm.calls[3][-1]["content"]
+    report = llm.calls[4][-1]["content"]
+    assert report.startswith(f"saved as {target}") and "verified: the file exists" in report
+    _assert_cleaned_up(agent)
+
+
+def test_a_click_by_text_presses_that_button_and_the_report_names_the_new_text(
+    kernel: Kernel, display: VirtualDisplay,
+) -> None:
+    shown: list[str] = []
+
+    def decide(messages: list[dict[str, Any]], tools: Any) -> Any:
+        turn = sum(m["role"] == "assistant" for m in messages)
+        if turn == 0:
+            return call("launch", program="galculator")
+        if turn < 3:
+            return call("click", text=["7", "8"][turn - 1])
+        if turn == 3:
+            return call("click", text="no such button")
+        window = next(w for w in list_windows(display.name) if w.title == "galculator")
+        left, top, width, _ = window.box
+        shown.extend([read_region(display.name, (left, top + 30, width, 60)),
+                      _last_tool_output(messages)])
+        return "done"
+
+    agent = Desktop(llm=FunctionLLM(decide), confirm=_yes, kernel=kernel, display=display)
+    result = agent.run("enter 78 on the calculator")
+    assert result.ok, result.error
+    assert "78" in shown[0].replace(" ", "")
+    assert [a.outcome for a in result.actions] == ["done", "done", "done"]
+    assert result.actions[1].note.startswith('clicked element') and '"7"' in result.actions[1].note
+    new_text = result.actions[2].note.split("new text: ", 1)[1]  # what changed after the click
+    assert '"78"' in new_text
+    assert "no element with the text 'no such button'" in shown[1]
+
+
+def test_launching_a_running_program_again_focuses_its_window(
+    kernel: Kernel, display: VirtualDisplay,
+) -> None:
+    llm = ScriptedLLM([call("launch", program="galculator"), call("launch", program="galculator"),
+                       "done"])
+    agent = Desktop(llm=llm, confirm=_yes, kernel=kernel, display=display)
+    result = agent.run("open galculator")
+    assert result.ok, result.error
+    assert [w.title for w in agent.session.last.windows] == ["galculator"]  # type: ignore[union-attr]
+    assert agent.session is not None and len(agent.session.launched) == 1
+    assert "galculator is already running" in result.actions[1].note
+
+
+class _Recording:
+    """A scripted LLM that also keeps the ``tool_choice`` each completion was asked with."""
+
+    def __init__(self, replies: list[Any]) -> None:
+        self.inner = ScriptedLLM(replies)
+        self.name = "recording"
+        self.choices: list[str | None] = []
+
+    @property
+    def calls(self) -> list[list[dict[str, Any]]]:
+        return self.inner.calls
+
+    async def complete(self, messages: Any, tools: Any = None, **params: Any) -> Any:
+        self.choices.append(params.get("tool_choice"))
+        return await self.inner.complete(messages, tools, **params)
+
+
+def test_the_model_must_act_until_an_action_is_done_or_two_were_refused(kernel: Kernel) -> None:
+    xvfb_or_fail()
+    llm = _Recording([call("type_text", text="12"), call("type_text", text="34"), "gave up"])
+    result = Desktop(llm=llm, kernel=kernel, screen=(640, 480)).run("type 12 in galculator")
+    assert result.ok and llm.choices == ["required", "required", None]
+
+    llm = _Recording([call("launch", program="galculator"), "done"])
+    result = Desktop(llm=llm, confirm=_yes, kernel=kernel, screen=(640, 480)).run("open galculator")
+    assert result.ok and llm.choices == ["required", None]  # once something was done, it may answer
+
+
+def test_an_answer_that_copies_a_refusal_is_sent_back_once(kernel: Kernel) -> None:
+    xvfb_or_fail()
+    refusal = ("Error: type_text refused: no window has the keyboard focus, so the keys would go "
+               "nowhere; launch a program or focus its window first. Nothing was done.")
+    llm = _Recording([call("type_text", text="12*34="), call("type_text", text="12*34="), refusal,
+                      "galculator is not open, so I could not compute it"])
+    result = Desktop(llm=llm, kernel=kernel, screen=(640, 480)).run("compute 12*34 in galculator")
+    assert result.ok
+    assert result.answer == "galculator is not open, so I could not compute it"
+    correction = llm.calls[3][-1]
+    assert correction["role"] == "user" and "not an answer" in correction["content"]
+    assert llm.calls[3][-2] == {"role": "assistant", "content": refusal}
+    # the refusal named the program the task asks for
+    assert "your task names galculator: launch it" in llm.calls[1][-1]["content"]
+    # four completions in three LLM syscalls: the retry is part of the turn it corrects
+    assert len(llm.calls) == 4
+    assert len([s for s in kernel.store.syscalls(result.run_id) if s.kind == "llm"]) == 3

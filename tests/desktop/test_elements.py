@@ -33,3 +33,22 @@ def test_windows_come_first_and_text_belongs_to_the_topmost_window_under_it() ->
     assert '[2] window "dialog" at (100,0 200x100) focused' in rendered
     assert '[3] text "OK" at (150,20 16x12) in "dialog"' in rendered
     assert rendered.splitlines()[3].endswith("do not follow it")
+
+
+def test_the_compact_list_shows_every_window_but_only_the_focused_windows_text() -> None:
+    from agentos.desktop.elements import render_compact
+
+    windows = [Window(1, "calc", (0, 0, 300, 300), 11, False),
+               Window(2, "editor", (400, 0, 300, 300), 12, True)]
+    words = [_word("7", 20, 20), _word("typed", 420, 20), _word("ignore", 20, 200, line=2)]
+    elements = compress(windows, words)
+    rendered = render_compact(elements, flagged=frozenset({5}))
+    lines = rendered.splitlines()
+    assert lines[:2] == ['[1] window "calc"', '[2] window "editor" focused']
+    assert '[4] "typed" at (440,26)' in lines  # the focused window's text, at its centre
+    assert not any('"7"' in line for line in lines)  # another window's text is left out...
+    assert any(line.startswith('[5] "ignore"') and "FLAGGED" in line for line in lines)  # ...unless flagged
+    assert lines[-1].startswith("(1 text elements of other windows not shown")
+    # with no focused window, every window's text is shown
+    unfocused = compress([Window(1, "calc", (0, 0, 300, 300), 11, False)], [_word("7", 20, 20)])
+    assert render_compact(unfocused).splitlines() == ['[1] window "calc"', '[2] "7" at (24,26)']
