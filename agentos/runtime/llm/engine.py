@@ -19,7 +19,8 @@ token, so greedy outputs are those of plain decoding up to llama.cpp's floating-
 between batched and single-token evaluation.
 
 With ``tools`` a request is decoded under a JSON schema (a llama.cpp grammar) that allows exactly
-one call of a known tool, or ``{"final_answer": "..."}``; the text is parsed by
+one call of a known tool (or, with ``parallel_tool_calls=True``, a list of calls), or
+``{"final_answer": "..."}``; the text is parsed by
 :mod:`agentos.runtime.llm.toolcalls` and returned as OpenAI ``tool_calls``.
 
 :func:`get_engine` keeps one engine per model file per process; :func:`loaded_engine` finds it
@@ -308,10 +309,12 @@ def _tool_messages(
     only: str | None,
     *,
     final_answer: bool = True,
+    parallel: bool = False,
 ) -> list[dict[str, Any]]:
     """Rewrite a conversation for JSON tool calling: instructions in the system message,
     earlier assistant tool calls as the JSON the model is asked to write."""
-    instructions = format_instructions(tools, final_answer=final_answer and only is None)
+    instructions = format_instructions(tools, final_answer=final_answer and only is None,
+                                       parallel=parallel and only is None)
     if only is not None:
         instructions += f"\nYou must call the tool {only} now."
     out: list[dict[str, Any]] = []
@@ -353,6 +356,7 @@ def _text(content: Any) -> str:
 SAMPLING_OPTIONS = (
     "max_tokens", "temperature", "top_p", "top_k", "stop", "seed", "presence_penalty",
     "frequency_penalty", "repeat_penalty", "min_p", "response_format", "logit_bias", "n_probs",
+    "parallel_tool_calls",
 )  # fmt: skip
 
 
@@ -436,16 +440,19 @@ class LocalEngine:
             )
         req: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
         req.setdefault("max_tokens", self.config.max_tokens)
+        parallel = bool(req.pop("parallel_tool_calls", False))
         only: str | None = None
         if tools and tool_choice != "none":
             if isinstance(tool_choice, Mapping):
                 only = tool_choice.get("function", {}).get("name")
             final = tool_choice != "required" and only is None
             try:
-                schema = tool_call_schema(tools, final_answer=final, only=only)
+                schema = tool_call_schema(tools, final_answer=final, only=only,
+                                          parallel=parallel and only is None)
             except (TypeError, ValueError) as exc:
                 raise UserError(f"bad tools or tool_choice for the local model: {exc}") from exc
-            req["messages"] = _tool_messages(messages, tools, only, final_answer=final)
+            req["messages"] = _tool_messages(messages, tools, only, final_answer=final,
+                                             parallel=parallel)
             req["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "tool_call", "schema": schema},
@@ -479,7 +486,8 @@ class LocalEngine:
         Args:
             options: ``max_tokens``, ``temperature``, ``top_p``, ``top_k``, ``stop``, ``seed``,
                 ``presence_penalty``, ``frequency_penalty``, ``repeat_penalty``, ``min_p``,
-                ``response_format``, ``logit_bias``, ``n_probs``.
+                ``response_format``, ``logit_bias``, ``n_probs``; ``parallel_tool_calls=True``
+                lets one reply hold a JSON list of calls (off by default for local models).
 
         Raises:
             ContextLengthExceeded: the prompt does not fit in one slot's context.

@@ -124,14 +124,20 @@ def describe_tools(tools: Sequence[ToolSpec]) -> str:
     return "\n".join(lines)
 
 
-def format_instructions(tools: Sequence[ToolSpec], *, final_answer: bool = True) -> str:
-    """The reply format a model must follow to call one of ``tools``."""
+def format_instructions(
+    tools: Sequence[ToolSpec], *, final_answer: bool = True, parallel: bool = False
+) -> str:
+    """The reply format a model must follow to call one of ``tools`` (several at once with
+    ``parallel``)."""
     names = ", ".join(_function(t)["name"] for t in tools) or "(none)"
     text = (
         'To call a tool, reply with only one JSON object: {"name": "<tool name>", '
         '"arguments": {<argument name>: <value>, ...}}. '
         f"Available tools: {names}."
     )
+    if parallel:
+        text += (" To make several calls that do not need each other's results, reply with a "
+                 "JSON list of such objects; they run at once.")
     if tools:
         text += "\n" + describe_tools(tools)
     if final_answer:

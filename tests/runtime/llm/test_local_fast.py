@@ -199,3 +199,20 @@ def test_a_stream_whose_reader_stops_cancels_decoding_and_ends_its_thread() -> N
     stream.close()
     assert server.cancelled and server.sent < 10_000
     assert not [t for t in threading.enumerate() if t.name == "agentos-local-stream"]
+
+
+def test_parallel_tool_calls_allow_a_list_of_calls() -> None:
+    engine = LocalEngine.__new__(LocalEngine)  # request building needs no weights
+    engine.config = EngineConfig()
+    msgs = [{"role": "user", "content": "add 2 and add 3"}]
+    one = engine._request(msgs, [ADD], "auto", {})
+    assert all(a.get("type") != "array" for a in one["response_format"]["json_schema"]["schema"]["anyOf"])
+    assert "JSON list" not in one["messages"][0]["content"]
+    many = engine._request(msgs, [ADD], "auto", {"parallel_tool_calls": True})
+    alternatives = many["response_format"]["json_schema"]["schema"]["anyOf"]
+    assert any(a.get("type") == "array" for a in alternatives)
+    assert "JSON list" in many["messages"][0]["content"] and "parallel_tool_calls" not in many
+    engine._apply_tools(result := {"choices": [{"message": {"content": '[{"name": "add", "arguments": '
+                                   '{"a": 2}}, {"name": "add", "arguments": {"a": 3}}]'}}]}, [ADD])
+    calls = result["choices"][0]["message"]["tool_calls"]
+    assert [json.loads(c["function"]["arguments"]) for c in calls] == [{"a": 2}, {"a": 3}]
