@@ -102,6 +102,14 @@ class Settings(BaseModel):
         "WORLD (Ember 2023 figures shipped with agentos)"))
     carbon_intensity: float | None = Field(None, ge=0, description=(
         "your own gCO2e/kWh, which wins over carbon_region"))
+    local_speculative: Literal["off", "ngram", "draft"] = Field("off", description=(
+        "speculative decoding for local models: off, ngram (drafts from n-grams already in the "
+        "context) or draft (the packaged qwen2.5-coder-0.5b drafts)"))
+    local_n_ctx: int | None = Field(None, ge=256, description=(
+        "context tokens per slot for local models; unset: the model's trained context, capped "
+        "so the KV cache fits a quarter of available memory"))
+    local_kv_cache_type: Literal["f16", "q8_0", "q4_0"] = Field("f16", description=(
+        "local models' KV-cache type (q8_0 / q4_0 fit about 2x / 3.5x the context)"))
 
     @field_validator("data_dir")
     @classmethod

@@ -175,6 +175,11 @@ def _draft_path(path: Path, config: EngineConfig) -> Path | None:
     if config.speculative != "draft":
         return None
     draft = resolve(config.draft_model)
+    if draft.resolve() == path.resolve():
+        raise UserError(
+            f"{path.name} cannot draft for itself: set draft_model to a smaller model of the "
+            'same family, or use speculative="ngram"'
+        )
     if read_gguf(draft).tokenizer != read_gguf(path).tokenizer:
         raise UserError(
             f"draft model {config.draft_model} uses another tokenizer than {path.name}, so its "
@@ -629,6 +634,8 @@ _ENGINES_LOCK = threading.Lock()
 def get_engine(model: str | os.PathLike[str], config: EngineConfig | None = None, **overrides: Any) -> LocalEngine:
     """The process's engine for ``model``, loaded on first use.
 
+    Without ``config`` the defaults come from the settings ``local_n_ctx``,
+    ``local_kv_cache_type`` and ``local_speculative`` (:func:`agentos.config.load_settings`).
     ``config`` / ``overrides`` (fields of :class:`EngineConfig`) apply when the engine is first
     loaded; asking again with a different explicit configuration is an error rather than a
     silent second copy of the weights.
@@ -639,7 +646,7 @@ def get_engine(model: str | os.PathLike[str], config: EngineConfig | None = None
         UnknownModel, ModelNotInstalled, ModelCorrupt, ProviderError: see :class:`LocalEngine`.
     """
     try:
-        wanted = replace(config or EngineConfig(), **overrides)
+        wanted = replace(config or _settings_config(), **overrides)
     except TypeError as exc:
         raise UserError(f"bad local engine option: {exc}") from exc
     path = resolve(model)
@@ -656,6 +663,15 @@ def get_engine(model: str | os.PathLike[str], config: EngineConfig | None = None
         engine = LocalEngine(model, wanted)
         _ENGINES[path] = engine
         return engine
+
+
+def _settings_config() -> EngineConfig:
+    """The default :class:`EngineConfig` with the ``local_*`` settings (agentos.toml, env)."""
+    from agentos.config import load_settings
+
+    s = load_settings()
+    return EngineConfig(n_ctx=s.local_n_ctx, kv_cache_type=s.local_kv_cache_type,
+                        speculative=s.local_speculative)
 
 
 def loaded_engine(model: str | os.PathLike[str]) -> LocalEngine | None:

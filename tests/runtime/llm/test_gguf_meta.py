@@ -129,3 +129,21 @@ def test_a_draft_model_with_another_tokenizer_is_refused(tmp_path: Path) -> None
     stranger = write_gguf(tmp_path / "x.gguf", vocab=("x", "y", "</s>"))
     with pytest.raises(UserError, match="another tokenizer"):
         build_params(model, EngineConfig(n_ctx=2048, speculative="draft", draft_model=str(stranger)))
+
+
+def test_default_engine_options_come_from_the_settings(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    from agentos.runtime.llm.engine import _settings_config
+
+    monkeypatch.setenv("AGENTOS_DATA_DIR", str(tmp_path))
+    assert _settings_config() == EngineConfig()
+    monkeypatch.setenv("AGENTOS_LOCAL_SPECULATIVE", "ngram")
+    monkeypatch.setenv("AGENTOS_LOCAL_N_CTX", "8192")
+    monkeypatch.setenv("AGENTOS_LOCAL_KV_CACHE_TYPE", "q8_0")
+    assert _settings_config() == EngineConfig(n_ctx=8192, kv_cache_type="q8_0", speculative="ngram")
+
+
+def test_a_model_cannot_draft_for_itself(tmp_path: Path) -> None:
+    model = write_gguf(tmp_path / "m.gguf")
+    with pytest.raises(UserError, match="cannot draft for itself"):
+        context_size(model, EngineConfig(speculative="draft", draft_model=str(model)))
