@@ -51,6 +51,8 @@
       `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
   }
 
+  const clip = (text, n) => (text.length > n ? `${text.slice(0, n - 1)}…` : text);
+
   function numCell(key, value, format) {
     return el("td", { class: "num", "data-col": key, "data-value": value ?? "" }, fmt(value, format));
   }
@@ -81,7 +83,7 @@
         numCell("syscalls", r.totals.syscalls, INT),
         numCell("tokens", r.totals.tokens, INT),
         ...metrics.map((m) => numCell(m.key, r.totals[m.key], m.format)),
-        el("td", { class: "task-cell", "data-col": "task", title: r.task ?? "" }, r.task ?? ""));
+        el("td", { class: "task-cell", "data-col": "task", title: r.task ?? "" }, clip(r.task ?? "", 80)));
       row.addEventListener("click", (event) => {
         if (event.target.closest("a")) event.preventDefault();
         state.selected = r.id;
@@ -268,7 +270,7 @@
         numCell("attempts", s.attempts, INT),
         el("td", { class: "num", "data-col": "tokens" }, `${s.prompt_tokens ?? 0}/${s.completion_tokens ?? 0}`),
         ...metrics.map((m) => numCell(m.key, s[m.key], m.format)),
-        el("td", { "data-col": "error", class: "task-cell" }, (s.error ?? "").slice(0, 120)));
+        el("td", { "data-col": "error", class: "task-cell" }, clip(s.error ?? "", 80)));
     }));
   }
 
