@@ -7,7 +7,8 @@ Layout of the memory folder (``<data_dir>/memory`` by default):
 - ``index.sqlite``: the BM25 index and the ingested-file records. With a Chroma server the
   server holds the data and this index is a local copy of its texts, brought in step before
   every recall that ranks lexically (see below); the ingested-file records stay local, so an
-  unchanged file is skipped only by the machine (folder) that ingested it;
+  unchanged file is skipped only by the folder that ingested it (another folder ingesting the
+  same path rewrites the same chunk ids: no duplicates);
 - ``embeddings.sqlite``: the embedding cache;
 - ``write.lock``: every write (and opening the store) holds it, so two processes never write
   at once.
@@ -22,8 +23,10 @@ index last saw. When they differ it reads the ids and content hashes of the whol
 the server, fetches the texts it lacks or holds outdated, and drops the ids the server no longer
 has; so one process recalls, through both halves, what another remembered or forgot. Vector-only
 recall reads the server directly. The write lock is per folder: it keeps the local index whole;
-the server orders concurrent writes to Chroma itself. Vectors are always computed here and passed to Chroma:
-Chroma's default embedding function, which downloads a model, is never used.
+the server orders concurrent writes to Chroma itself.
+
+Vectors are always computed here and passed to Chroma: Chroma's default embedding function,
+which downloads a model, is never used.
 
 This class does not check grants: the kernel does, before it calls it (see
 :mod:`agentos.runtime.memory.syscalls`). Scripts that own the data use it directly.
