@@ -207,6 +207,10 @@ def _mount_desktop() -> None:
 
 _mount_desktop()
 
+from agentos._cli_worker import mount_worker  # noqa: E402  (worker, status)
+
+mount_worker(app)
+
 from agentos._cli_energy import energy_app  # noqa: E402  (energy report)
 
 app.add_typer(energy_app, name="energy")

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from agentos.runtime.tool import Tool
     from agentos.runtime.energy import EnergyAccounting, SyscallEnergy
     from agentos.runtime.memory import Grants, Memory
+    from agentos.runtime.workers.client import RemoteSyscalls
 
 __all__ = ["Kernel", "Run"]
 
@@ -129,6 +130,7 @@ class Kernel:
         self._memory = memory
         self._owns_memory = False
         self._grants: Grants | None = None
+        self._workers: RemoteSyscalls | None = None  # settings.workers_url, on first use
         self._energy: EnergyAccounting | None = None
 
     # --- components ---------------------------------------------------------------------------
@@ -517,12 +519,15 @@ class Kernel:
         last: BaseException | None = None
         for candidate in candidates:
             llm = self.llm_for(candidate)
-            if llm.name.startswith("local/"):
+            remote = self.settings.workers_url is not None and isinstance(candidate, str)
+            if llm.name.startswith("local/") and not remote:
                 self._sync_local_pool(llm.name)
+            body = {"model": llm.name, "messages": messages, "tools": tools, "params": params}
             try:
                 return await self.syscall(
                     run, agent, "llm", f"llm:{llm.name}",
-                    lambda llm=llm: llm.complete(messages, tools, **params),
+                    self._remote("llm", f"llm:{llm.name}", body, agent, est, timeout) if remote
+                    else lambda llm=llm: llm.complete(messages, tools, **params),
                     name=llm.name, est_tokens=est, timeout=timeout, retry=self.retry,
                     priority=priority, weight=weight,
                     detail={"messages": len(messages), "tools": len(tools or ())},
@@ -605,7 +610,8 @@ class Kernel:
             config = self.scheduler.pool_config(resource)
             if config.max_concurrency > limit:
                 self.scheduler.configure(resource, replace(config, max_concurrency=limit))
-        thread = None if t.is_async or t.run_in == "process" else _ToolThread(t, values)
+        remote = self.settings.workers_url is not None
+        thread = None if t.is_async or t.run_in == "process" or remote else _ToolThread(t, values)
         if t.run_in == "process":
             from agentos.runtime._tool_process import process_target
 
@@ -633,6 +639,9 @@ class Kernel:
                     f"tool {name}{source} failed: {type(error).__name__}: {error}"
                 ) from error
 
+        if remote:
+            invoke = self._remote("tool", resource, {"name": name, "arguments": arguments},
+                                  agent, 0, timeout)
         value = await self.syscall(
             run, agent, "tool", resource, invoke, name=name, timeout=timeout, priority=priority,
             detail={"arguments": arguments}, abandon=thread.abandon if thread else None,
@@ -747,9 +756,47 @@ class Kernel:
             self._record(run, agent, "memory", "memory", op, now, 0.0, 0.0, 0, outcome,
                          error=str(error), detail=detail)
             raise
-        return await self.syscall(run, agent, "memory", "memory",
-                                  lambda: asyncio.to_thread(call, self.memory), name=op,
-                                  detail=detail)
+        work: Callable[[], Awaitable[Any]] = lambda: asyncio.to_thread(call, self.memory)
+        if self.settings.workers_url is not None:
+            send = self._remote("memory", "memory",
+                                {"op": op, "namespaces": names, "arguments": arguments}, agent)
+
+            async def work() -> Any:
+                value = await send()
+                if op == "namespaces":  # the worker lists them all; grants are checked here
+                    return [ns for ns in value if self.grants.can_read(agent, ns)]
+                return value
+        return await self.syscall(run, agent, "memory", "memory", work, name=op, detail=detail)
+
+    @property
+    def workers(self) -> RemoteSyscalls:
+        """The client that sends syscalls to ``agentos worker`` processes at
+        ``settings.workers_url`` (made on first use).
+
+        Raises:
+            UserError: ``workers_url`` is not set.
+        """
+        if self._workers is None:
+            from agentos.errors import UserError
+            from agentos.runtime.workers.client import RemoteSyscalls
+
+            if self.settings.workers_url is None:
+                raise UserError("no workers_url is set: set AGENTOS_WORKERS_URL=redis://... "
+                                "and start `agentos worker` there")
+            self._workers = RemoteSyscalls(self.settings.workers_url)
+        return self._workers
+
+    def _remote(self, kind: str, resource: str, body: dict[str, Any], agent: str,
+                est_tokens: int = 0, timeout: float | None = None) -> Callable[[], Awaitable[Any]]:
+        """The work of a syscall run by a worker: each attempt (a retry) is sent under its own
+        idempotency key; a redelivery of the same attempt is answered from the journal."""
+        import itertools
+        import uuid
+
+        base, attempt = uuid.uuid4().hex, itertools.count()
+        limit = timeout or self.settings.timeout_s
+        return lambda: self.workers.call(kind, resource, body, key=f"{base}.{next(attempt)}",
+                                         est_tokens=est_tokens, timeout=limit, agent=agent)
 
     async def aclose(self) -> None:
         """Close the bus (if one was opened), the memory it opened, the MCP servers it started,
@@ -757,6 +804,8 @@ class Kernel:
         for connection in self._mcp or ():
             await asyncio.to_thread(connection.close)
         self._mcp = None
+        if self._workers is not None:
+            await self._workers.aclose()
         if self._bus is not None and not self._bus.closed:
             await self._bus.close()
         if self._owns_memory and self._memory is not None:

@@ -104,6 +104,15 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
+# Renew a consumer's hold on a pending entry: reset its idle time, only if it still owns it.
+# KEYS[1]: stream. ARGV: group, stream_id, consumer. Returns 1 if renewed, 0 if not its own.
+_RENEW = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
+return 1
+"""
+
 _Entries = list[tuple[str, dict[str, str]]]  # stream entries, as redis-py decodes them
 _StreamsReply = list[tuple[str, _Entries]] | None  # XREAD / XREADGROUP
 
@@ -176,6 +185,7 @@ class RedisBus(Bus):
         )
         self._publish_script = self._redis.register_script(_PUBLISH)
         self._dead_letter_script = self._redis.register_script(_DEAD_LETTER)
+        self._renew_script = self._redis.register_script(_RENEW)
         self._groups: set[tuple[str, str]] = set()
         self._inflight = 0
 
@@ -454,6 +464,27 @@ class RedisBus(Bus):
         group = self._check_delivered(message, "ack")
         with self._reaching_redis():
             await self._redis.xack(self._key(message.topic), group, _stream_id(message.offset))
+
+    async def renew(self, message: Message) -> bool:
+        """Restart ``message``'s ack timeout, as a lease renewal: a consumer still working on
+        it calls this more often than ``ack_timeout`` so no other consumer takes it over.
+
+        Returns:
+            True if renewed; False if it is no longer pending for its consumer (acked, or
+            taken over by another consumer after its ack timeout expired). Does not change its
+            ``delivery_count``.
+
+        Raises:
+            ValueError: If ``message`` was not delivered through a consumer group.
+        """
+        self._check_open()
+        group = self._check_delivered(message, "renew")
+        with self._reaching_redis():
+            renewed = await self._renew_script(
+                keys=[self._key(message.topic)],
+                args=[group, _stream_id(message.offset), message.consumer or self.consumer_name],
+            )
+        return bool(renewed)
 
     async def nack(self, message: Message, reason: str = "nacked") -> None:
         self._check_open()

@@ -1,0 +1,162 @@
+"""Kernels send syscalls to ``agentos worker`` processes over a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentos.config import load_settings
+from agentos.errors import RunError, UnknownTool
+from agentos.runtime.kernel import Kernel
+from agentos.runtime.registry import ToolRegistry
+from agentos.runtime.workers import RemoteSyscalls, Worker, WorkerConfig
+from agentos.runtime.workers._protocol import encode_value
+from tests.runtime.workers import programs
+from tests.runtime.workers.conftest import ROOT, Workers
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.redis]
+
+
+def kernel_on(url: str, tmp_path: Path) -> Kernel:
+    settings = load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path / "kernel"),
+                                  "AGENTOS_WORKERS_URL": url})
+    return Kernel(settings, registry=ToolRegistry(programs.TOOLS))
+
+
+async def test_a_kernel_with_workers_url_runs_llm_and_tool_syscalls_on_two_worker_processes(
+    db_url: str, workers: Workers, tmp_path: Path
+) -> None:
+    procs = [workers.start(db_url, concurrency=2) for _ in range(2)]
+    log = str(tmp_path / "calls.log")
+    kernel = kernel_on(db_url, tmp_path)
+    try:
+        run = kernel.start_run("spread")
+        done = await asyncio.gather(*(
+            kernel.call_tool(run, f"agent{i % 2}", "record",
+                             {"log": log, "tag": f"t{i}", "hold_s": 0.3})
+            for i in range(8)
+        ))
+        reply = await kernel.llm(run, "agent0", "test/echo", [{"role": "user", "content": "hi"}])
+        with pytest.raises(UnknownTool, match="unknown tool 'nope'"):
+            await kernel.workers.call("tool", "tool:nope", {"name": "nope", "arguments": {}},
+                                      timeout=30)
+        kernel.end_run(run, "succeeded")
+        records = kernel.store.syscalls(run.id)
+    finally:
+        await kernel.aclose()
+    assert sorted(d.split()[0] for d in done) == sorted(f"t{i}" for i in range(8))
+    pids = {int(d.split()[1]) for d in done}
+    assert pids == {p.pid for p in procs}  # both processes ran some
+    assert reply.content is not None and reply.content.startswith("echo hi ")
+    assert int(reply.content.split()[-1]) in pids
+    assert [(r.kind, r.outcome) for r in records].count(("tool", "ok")) == 8
+    assert [(r.kind, r.outcome) for r in records].count(("llm", "ok")) == 1
+    lines = Path(log).read_text().splitlines()
+    assert sum(line.startswith("done ") for line in lines) == 8
+
+
+async def test_a_syscall_already_in_the_journal_is_answered_from_it_not_run_again(
+    db_url: str, tmp_path: Path
+) -> None:
+    ran: list[str] = []
+
+    def count(tag: str) -> str:
+        """Count a call.
+
+        Args:
+            tag: names it.
+        """
+        ran.append(tag)
+        return f"ran {tag}"
+
+    worker = Worker(WorkerConfig(db_url, lease=1.0), load_settings(
+        env={"AGENTOS_DATA_DIR": str(tmp_path)}), registry=ToolRegistry([count]))
+    client = RemoteSyscalls(db_url)
+    task = asyncio.create_task(worker.run())
+    try:
+        body = {"name": "count", "arguments": {"tag": "a"}}
+        first = await client.call("tool", "tool:count", body, key="k1", timeout=30)
+        again = await client.call("tool", "tool:count", body, key="k1", timeout=30)
+        # As if a worker finished "k2" and died before replying: only the journal knows it.
+        await worker.journal.begin("k2", "dead-worker", 1.0)
+        await worker.journal.finish("k2", {"ok": True, "value": encode_value("from journal"),
+                                           "worker": "dead-worker"}, "dead-worker")
+        replayed = await client.call("tool", "tool:count", body, key="k2", timeout=30)
+        entry = await worker.journal.entry("k1")
+    finally:
+        worker.stop()
+        await task
+        await worker.aclose()
+        await client.aclose()
+    assert (first, again, replayed) == ("ran a", "ran a", "from journal")
+    assert ran == ["a"]  # once, though asked three times
+    assert entry["state"] == "done" and entry["starts"] == "1"
+    assert worker.counts["replayed"] == 2
+
+
+async def test_an_error_on_the_worker_is_raised_by_the_kernel_with_its_class(
+    db_url: str, tmp_path: Path
+) -> None:
+    def fails() -> str:
+        """Always fails."""
+        raise ValueError("broken on purpose")
+
+    worker = Worker(WorkerConfig(db_url, lease=1.0), load_settings(
+        env={"AGENTOS_DATA_DIR": str(tmp_path)}), registry=ToolRegistry([fails]))
+    task = asyncio.create_task(worker.run())
+    kernel = Kernel(load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path / "k"),
+                                       "AGENTOS_WORKERS_URL": db_url}),
+                    registry=ToolRegistry([fails]))
+    try:
+        run = kernel.start_run("errors")
+        from agentos.errors import ToolFailed
+
+        with pytest.raises(ToolFailed, match="ValueError: broken on purpose"):
+            await kernel.call_tool(run, "a", "fails", {})
+        [record] = kernel.store.syscalls(run.id)
+    finally:
+        worker.stop()
+        await task
+        await worker.aclose()
+        await kernel.aclose()
+    assert record.outcome == "error"
+    assert isinstance(ToolFailed("x"), RunError)
+
+
+async def test_agentos_status_shows_workers_queues_and_leases(
+    db_url: str, workers: Workers, tmp_path: Path
+) -> None:
+    proc = workers.start(db_url, concurrency=1, lease=5.0)
+    log = str(tmp_path / "status.log")
+    kernel = kernel_on(db_url, tmp_path)
+    try:
+        run = kernel.start_run("status")
+        calls = [asyncio.create_task(kernel.call_tool(run, "a", "record",
+                                                      {"log": log, "tag": f"s{i}", "hold_s": 2.5}))
+                 for i in range(2)]
+        while not Path(log).exists():
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.3)  # a heartbeat (every second) since the first call started
+        done = subprocess.run([sys.executable, "-m", "agentos", "status", "--url", db_url,
+                               "--json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        table = subprocess.run([sys.executable, "-m", "agentos", "status", "--url", db_url],
+                               cwd=ROOT, capture_output=True, text=True, timeout=60,
+                               env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+        await asyncio.gather(*calls)
+    finally:
+        await kernel.aclose()
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    [worker] = status["workers"]
+    assert worker["pid"] == proc.pid and worker["alive"] and worker["running"] == 1
+    tool_queue = next(q for q in status["queues"] if q["topic"] == "syscalls.tool")
+    assert (tool_queue["held"], tool_queue["waiting"], tool_queue["backlog"]) == (1, 1, 2)
+    [lease] = status["leases"]
+    assert lease["worker"] == worker["id"] and lease["deliveries"] == 1
+    assert table.returncode == 0, table.stderr
+    assert "1 worker(s) alive" in table.stdout and "syscalls.tool" in table.stdout
