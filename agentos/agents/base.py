@@ -306,8 +306,8 @@ class Agent:
         from agentos.runtime.memory.short_term import ConversationWindow, llm_summarizer
 
         before = estimate_tokens(messages)
-        pinned = next((m for m in messages if m.get("role") == "user" and m.get("content") == task),
-                      None)
+        pinned = next(
+            (m for m in messages if m.get("role") == "user" and m.get("content") == task), None)
         summarize = llm_summarizer(kernel, run, self.name, model)
 
         async def clipped(previous: str | None, evicted: list[Message]) -> str:
@@ -323,13 +323,12 @@ class Agent:
         if turns and turns[0].get("role") == "tool":  # its assistant turn was summarised away
             turns[0] = {"role": "user", "content": f"Tool result: {turns[0].get('content') or ''}"}
         trimmed = [*system, *([pinned] if pinned is not None else []), *turns]
-        while estimate_tokens(trimmed) > budget:
-            longest = max(range(1, len(trimmed)), key=lambda i: len(str(trimmed[i].get("content") or "")),
-                          default=None)
-            size = len(str(trimmed[longest].get("content") or "")) if longest is not None else 0
-            if longest is None or size < 400:
+        while estimate_tokens(trimmed) > budget and len(trimmed) > 1:
+            sizes = [len(str(m.get("content") or "")) for m in trimmed[1:]]  # not the agent's prompt
+            longest = 1 + sizes.index(max(sizes))
+            if sizes[longest - 1] < 400:
                 break
-            trimmed[longest] = _clip(trimmed[longest], size // 2)
+            trimmed[longest] = _clip(trimmed[longest], sizes[longest - 1] // 2)
         if estimate_tokens(trimmed) >= before:
             return False
         messages[:] = trimmed
