@@ -4,7 +4,7 @@
            + resident memory (GB) × memory watts per GB × seconds
 
 Process CPU seconds are user + system time of this process and of its children that have been
-waited for (``psutil``), so work in threads (llama.cpp, torch) and in finished subprocesses
+waited for (``os.times()`` for this process on Linux, ``psutil`` for another), so work in threads (llama.cpp, torch) and in finished subprocesses
 counts. Watts per thread is the CPU's TDP divided by its hardware threads, from the table
 ``data/cpus.json`` shipped with the package (vendors' specifications; a CPU not in it uses a
 stated assumption, never a silent one). Memory power is 0.375 W per GB. Everything here is a
@@ -14,6 +14,7 @@ model, and each figure's method says so.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -88,13 +89,17 @@ class CpuModelSource:
 
     def __init__(self, power: CpuPower | None = None, *, memory_w_per_gb: float | None = None,
                  pid: int | None = None) -> None:
-        import psutil
-
         self.power = power or lookup_cpu(cpu_name())
         self.memory_w_per_gb = (
             _table()["memory_w_per_gb"] if memory_w_per_gb is None else memory_w_per_gb
         )
-        self._process = psutil.Process(pid)
+        # This process on Linux: os.times() and /proc/self/statm, 3-4x cheaper than psutil.
+        self._fast = (pid is None or pid == os.getpid()) and Path("/proc/self/statm").is_file()
+        self._page = os.sysconf("SC_PAGE_SIZE") if self._fast else 0
+        if not self._fast:
+            import psutil
+
+            self._process = psutil.Process(pid)
         self.uncertainty = self.power.uncertainty
         self.method = (
             f"modelled: process CPU time x {self.power.watts_per_thread:.2f} W/thread "
@@ -103,10 +108,22 @@ class CpuModelSource:
 
     def sample(self) -> tuple[float, float, int]:
         """``(perf_counter seconds, process CPU seconds incl. waited children, RSS bytes)``."""
+        if self._fast:
+            t = os.times()
+            rss = int(os.pread(self._statm(), 128, 0).split()[1]) * self._page
+            return time.perf_counter(), t.user + t.system + t.children_user + t.children_system, rss
         with self._process.oneshot():
             t = self._process.cpu_times()
             rss = self._process.memory_info().rss
         return time.perf_counter(), t.user + t.system + t.children_user + t.children_system, rss
+
+    def _statm(self) -> int:
+        """An open descriptor of this process's ``/proc/<pid>/statm`` (reopened after a fork)."""
+        pid = os.getpid()
+        if getattr(self, "_statm_pid", None) != pid:
+            self._statm_fd = os.open(f"/proc/{pid}/statm", os.O_RDONLY)
+            self._statm_pid = pid
+        return self._statm_fd
 
     def cpu_seconds(self, start: tuple[float, float, int], end: tuple[float, float, int]) -> float:
         return end[1] - start[1]
