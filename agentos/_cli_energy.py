@@ -45,8 +45,11 @@ def report(
     table = Table("by", "name", "syscalls", "energy J", "mgCO2e", "FLOPs", "method")
     for g in summary.groups:
         table.add_row(g.by, g.name, str(g.syscalls), f"{g.energy_j:.3f}", f"{g.gco2 * 1e3:.4f}",
-                      f"{g.flops:.3g}", "; ".join(sorted(g.methods)))
+                      f"{g.flops:.3g}", summary.method_refs(g))
     console.print(table)
+    console.print("[bold]methods[/]")
+    for number, method in enumerate(summary.methods(), 1):
+        console.print(f"  [{number}] {method}", highlight=False)
     if html is not None:
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(render_html(summary))

@@ -28,7 +28,8 @@ class Group:
     energy_j: float = 0.0
     gco2: float = 0.0
     flops: float = 0.0
-    methods: set[str] = field(default_factory=set)
+    energy_methods: set[str] = field(default_factory=set)
+    flops_methods: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -45,11 +46,23 @@ class Summary:
     def rows(self, by: str) -> list[Group]:
         return [g for g in self.groups if g.by == by]
 
+    def methods(self) -> list[str]:
+        """Every method behind the figures, numbered by position (1-based) in the tables."""
+        seen: dict[str, None] = {}
+        for g in self.groups:
+            for m in sorted(g.energy_methods) + sorted(g.flops_methods):
+                seen.setdefault(m, None)
+        return list(seen)
 
-def _method(record: SyscallRecord) -> str:
-    if record.energy_method:
-        return record.energy_method
-    return "not recorded (run store written before energy metering)"
+    def method_refs(self, group: Group) -> str:
+        """``"energy [1]; FLOPs [2]"``: which of :meth:`methods` a group's figures come from."""
+        number = {m: i for i, m in enumerate(self.methods(), 1)}
+        energy = ",".join(str(number[m]) for m in sorted(group.energy_methods))
+        flops = ",".join(str(number[m]) for m in sorted(group.flops_methods))
+        return f"energy [{energy}]; FLOPs [{flops}]"
+
+
+_UNRECORDED = "not recorded (run store written before energy metering)"
 
 
 def summarise(run: RunRecord, records: Sequence[SyscallRecord]) -> Summary:
@@ -74,7 +87,8 @@ def summarise(run: RunRecord, records: Sequence[SyscallRecord]) -> Summary:
             g.energy_j += r.energy_j
             g.gco2 += r.gco2
             g.flops += r.flops
-            g.methods.add(_method(r))
+            g.energy_methods.add(r.energy_method or _UNRECORDED)
+            g.flops_methods.add(r.flops_method or _UNRECORDED)
     order = {"agent": 0, "model": 1, "tool": 2, "other": 3}
     ranked = sorted(groups.values(), key=lambda g: (order[g.by], -g.energy_j, g.name))
     return Summary(run, list(records), ranked, sum(r.energy_j for r in done),
@@ -159,9 +173,10 @@ def render_html(summary: Summary) -> str:
     run = summary.run
     rows = "".join(
         f"<tr><td>{e(g.by)}</td><td>{e(g.name)}</td><td>{g.syscalls}</td><td>{g.energy_j:.3f}</td>"
-        f"<td>{g.gco2 * 1e3:.4f}</td><td>{g.flops:.3g}</td><td>{e('; '.join(sorted(g.methods)))}</td></tr>"
+        f"<td>{g.gco2 * 1e3:.4f}</td><td>{g.flops:.3g}</td><td>{e(summary.method_refs(g))}</td></tr>"
         for g in summary.groups
     )
+    legend = "".join(f"<li>{e(m)}</li>" for m in summary.methods())
     images = "".join(f'<h2>{e(title)}</h2><img alt="{e(title)}" src="data:image/png;base64,{data}">'
                      for title, data in _plots(summary))
     return f"""<!doctype html>
@@ -176,6 +191,7 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left;font-size:.9em}}i
 figures are approximations, not measurements.</p>
 <table><thead><tr><th>by</th><th>name</th><th>syscalls</th><th>energy J</th><th>mgCO2e</th>
 <th>FLOPs</th><th>method</th></tr></thead><tbody>{rows}</tbody></table>
+<h2>Methods</h2><ol id="methods">{legend}</ol>
 {images}
 </body></html>
 """

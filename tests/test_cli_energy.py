@@ -50,10 +50,13 @@ def test_energy_report_table_and_html_match_the_run_store(tmp_path: Path) -> Non
     for name in ("cruncher", "scripted-a", "crunch", "modelled: process CPU time"):
         assert name in out.stdout
     tool_j = next(r.energy_j for r in rows if r.kind == "tool")
-    assert re.search(rf"tool\s+│\s+crunch\s+│\s+1\s+│\s+{tool_j:.3f}", out.stdout), out.stdout
+    assert re.search(rf"tool\s+│\s+crunch\s+│\s+1\s+│\s+{tool_j:.3f}.*energy \[1\]; FLOPs \[2\]",
+                     out.stdout), out.stdout
+    assert "[2] not counted" in out.stdout  # a tool's FLOPs are not counted, and it says so
 
     page = (tmp_path / "r.html").read_text()
     assert f"<b>{total:.3f} J</b>" in page
+    assert '<ol id="methods"><li>modelled: process CPU time' in page
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(images) == 4  # over time, per agent, per model, FLOPs against joules
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
