@@ -11,6 +11,7 @@ run store) and the same hidden checkers. Prints a table and writes
 ``benchmarks/results/crew.json``::
 
     python benchmarks/crew.py [--model local/qwen2.5-coder-1.5b] [--only invoices] [--systems agentos crewai]
+                              [--max-rounds 3] [--out benchmarks/results/crew.json]
 """
 
 from __future__ import annotations
@@ -99,6 +100,8 @@ def main() -> None:
     parser.add_argument("--model", default="local/qwen2.5-coder-1.5b")
     parser.add_argument("--only", action="append", help="task id (repeatable)")
     parser.add_argument("--systems", nargs="+", default=["agentos", "langgraph", "crewai"])
+    parser.add_argument("--max-rounds", type=int, default=3,
+                        help="the agentos crew's loop bound (as `agentos crew run --max-rounds`)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "crew.json")
     args = parser.parse_args()
 
@@ -113,8 +116,10 @@ def main() -> None:
         for system in args.systems:
             if system == "agentos":
                 row = solve(task.id, task.goal, model=args.model, kernel=kernel,
-                            out=ROOT / "benchmarks" / "results" / "crew_runs")
-                row = {k: row[k] for k in ("solved", "wall_s", "llm_calls", "tokens")}
+                            out=ROOT / "benchmarks" / "results" / "crew_runs",
+                            max_rounds=args.max_rounds)
+                row = {k: row[k] for k in ("solved", "wall_s", "llm_calls", "tokens",
+                                           "crew_status", "run_id")}
             elif system == "langgraph":
                 row = run_langgraph(kernel, args.model, task)
             else:
@@ -131,7 +136,8 @@ def main() -> None:
               f"{sum(r['wall_s'] for r in mine):6.1f} | {sum(r['llm_calls'] for r in mine):9} | "
               f"{sum(r['tokens'] for r in mine)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"model": args.model, "rows": rows}, indent=2))
+    args.out.write_text(json.dumps({"model": args.model, "max_rounds": args.max_rounds,
+                                    "rows": rows}, indent=2))
     print(f"wrote {args.out}")
 
 

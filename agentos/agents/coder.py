@@ -8,11 +8,12 @@ each a kernel tool syscall (so ``agentos runs show`` lists every write and every
 sandbox). A path that leaves the workspace (absolute, ``..``, or a symlink pointing out) is
 refused with a message the LLM can act on.
 
-Two repairs keep a small model's loop on track, each reported in the tool's result: a
+Repairs keep a small model's loop on track, each reported in the tool's result: a
 ``write_file`` of Python that does not compile says so at once (with the line), and
-``run_tests`` first adds the import a test file lacks when it uses a name that exactly one
-module beside it defines (``from solution import f``: small models write tests that call ``f``
-without importing it, then cannot read the ``NameError``).
+``run_tests`` first repairs the test files: it adds the import a test lacks when it uses a name
+that exactly one module beside it defines (``from solution import f``: small models write tests
+that call ``f`` without importing it, then cannot read the ``NameError``), and rewrites
+``assert f(x) == ValueError(...)``, which can never pass, as ``with pytest.raises(ValueError)``.
 
 When the LLM says it is done, the Coder runs the tests itself; if they fail (or there are none)
 it tells the LLM so and the loop goes on, until they pass or the step or budget limit ends it.
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from agentos.runtime.scheduler import Budget
     from agentos.sandbox import IsolationMode, Limits, SandboxResult
 
-__all__ = ["Coder", "CoderResult", "Workspace", "add_missing_imports"]
+__all__ = ["Coder", "CoderResult", "Workspace", "add_missing_imports", "raises_for_exception_asserts"]
 
 _MAX_FILE_BYTES = 1_000_000
 _MAX_READ_CHARS = 20_000
@@ -56,7 +57,8 @@ You work in a workspace directory through your tools: write_file (a whole file),
 (replace one exact snippet), read_file, list_files, run_tests (pytest on the workspace) and \
 run_python (run a .py file of the workspace). Paths are relative to the workspace, e.g. 'solution.py'.
 Tests are pytest files named test_*.py that import the code (from solution import ...). If the \
-task gives no tests, write them first, from the task's examples.
+task gives no tests, write them first, from the task's examples. Test that a call raises with \
+`with pytest.raises(ValueError):`.
 After each change run run_tests, read the failures, fix the code and run the tests again. When \
 all tests pass, answer with a one-paragraph summary of what you built.
 Code runs in a sandbox ({isolation})."""
@@ -218,7 +220,7 @@ class Workspace:
                 "--color=no"]
         if path:
             argv.append(self.path(path).relative_to(self.root).as_posix())
-        repaired = self.repair_test_imports()
+        repaired = self.repair_tests()
         unchanged = not self.changed and self.last_tests is not None
         result = run(argv, self.root, limits=self.limits, isolation=self.isolation)
         self.last_tests = result
@@ -235,10 +237,11 @@ class Workspace:
                              "way: change the code with write_file or edit_file first")
         return brief
 
-    def repair_test_imports(self) -> list[str]:
-        """Add to each ``test_*.py`` the imports it lacks: a name it uses but never binds
-        that exactly one module in the same folder defines at top level. Returns what was
-        added, one note per file (empty when nothing was)."""
+    def repair_tests(self) -> list[str]:
+        """Repair each ``test_*.py`` before a test run: asserts that compare a call with an
+        exception become ``pytest.raises`` blocks (:func:`raises_for_exception_asserts`), and
+        the imports it lacks are added (:func:`add_missing_imports`, over the modules in the
+        same folder). Returns what was changed, as notes for the LLM (empty: nothing was)."""
         notes: list[str] = []
         for test in sorted(self.root.rglob("test_*.py")):
             rel = test.relative_to(self.root)
@@ -256,12 +259,19 @@ class Workspace:
                 text = test.read_text()
             except (OSError, UnicodeDecodeError):
                 continue
-            fixed, added = add_missing_imports(text, modules)
+            fixed, rewritten = raises_for_exception_asserts(text)
+            if rewritten:
+                notes.append(
+                    f"rewrote line(s) {', '.join(map(str, rewritten))} of {rel.as_posix()}, "
+                    "which compared a call's result with an exception (that can never pass), "
+                    "as `with pytest.raises(...)`: a call that must raise is tested that way")
+            fixed, added = add_missing_imports(fixed, modules)
             if added:
-                test.write_text(fixed)
-                self.changed = True
                 notes.append(f"added `{'`, `'.join(added)}` to {rel.as_posix()} (it used "
                              "these names without importing them)")
+            if fixed != text:
+                test.write_text(fixed)
+                self.changed = True
         return notes
 
     def tools(self) -> list[Tool]:
@@ -360,18 +370,21 @@ def _top_level_names(tree: ast.Module) -> set[str]:
 
 
 def add_missing_imports(test: str, modules: Mapping[str, str]) -> tuple[str, list[str]]:
-    """``test`` with ``from <module> import <names>`` added for every name it reads but never
+    """``test`` with ``import pytest`` added when it uses ``pytest`` unimported, and
+    ``from <module> import <names>`` for every name it reads but never
     binds (nor a builtin) that exactly one of ``modules`` (name -> source) defines at top
     level (a module with a syntax error: its ``def``/``class`` lines at column 0), after its
-    leading docstring and imports; and the import lines added. A test that does not parse, or
-    star-imports, comes back unchanged. Pure: no I/O."""
+    leading docstring and imports; and the import lines added. A test that star-imports gets
+    only ``import pytest``; one that does not parse comes back unchanged. Pure: no I/O."""
     try:
         tree = ast.parse(test)
     except SyntaxError:
         return test, []
     bound, used, star = _bound_names(tree)
     missing = sorted(used - bound - set(dir(builtins)))
-    if star or not missing:
+    if star:  # names may come from the star import: only pytest is added
+        missing = [name for name in missing if name == "pytest"]
+    if not missing:
         return test, []
     defined: dict[str, set[str]] = {}
     for name, source in modules.items():
@@ -384,9 +397,10 @@ def add_missing_imports(test: str, modules: Mapping[str, str]) -> tuple[str, lis
         owners = [module for module, names in defined.items() if name in names]
         if len(owners) == 1:
             wanted.setdefault(owners[0], []).append(name)
-    if not wanted:
+    added = ["import pytest"] if "pytest" in missing and "pytest" not in defined else []
+    added += [f"from {module} import {', '.join(names)}" for module, names in wanted.items()]
+    if not added:
         return test, []
-    added = [f"from {module} import {', '.join(names)}" for module, names in wanted.items()]
     after = 0  # the line after which the imports go
     for node in tree.body:
         docstring = (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
@@ -399,6 +413,53 @@ def add_missing_imports(test: str, modules: Mapping[str, str]) -> tuple[str, lis
         lines[-1] += "\n"
     lines[after:after] = [line + "\n" for line in added]
     return "".join(lines), added
+
+
+def _exception_name(node: ast.expr) -> str | None:
+    """``ValueError`` for ``ValueError`` or ``ValueError(...)`` (any name ending in ``Error`` or
+    ``Exception``, or a builtin exception class); else None."""
+    target = node.func if isinstance(node, ast.Call) else node
+    if not isinstance(target, ast.Name):
+        return None
+    builtin = getattr(builtins, target.id, None)
+    is_exception = isinstance(builtin, type) and issubclass(builtin, BaseException)
+    return target.id if is_exception or target.id.endswith(("Error", "Exception")) else None
+
+
+def raises_for_exception_asserts(test: str) -> tuple[str, list[int]]:
+    """``test`` with every ``assert <call> == SomeError(...)`` (or ``== SomeError``, either side)
+    rewritten as ``with pytest.raises(SomeError): <call>``, and the lines rewritten. Such an
+    assert can never pass (a call that raises does not return its exception): small models
+    write it to mean "this call raises". An assert sharing its lines with other code is left
+    alone, as is a test that does not parse. Pure: no I/O."""
+    try:
+        tree = ast.parse(test)
+    except SyntaxError:
+        return test, []
+    lines = test.splitlines(keepends=True)
+    found: list[tuple[ast.Assert, str, ast.expr]] = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Assert) and isinstance(node.test, ast.Compare)
+                and len(node.test.ops) == 1 and isinstance(node.test.ops[0], ast.Eq)):
+            continue
+        left, right = node.test.left, node.test.comparators[0]
+        for error_side, call_side in ((right, left), (left, right)):
+            name = _exception_name(error_side)
+            if name and isinstance(call_side, ast.Call) and _exception_name(call_side) is None:
+                found.append((node, name, call_side))
+                break
+    done: list[int] = []
+    for node, name, call in sorted(found, key=lambda f: -f[0].lineno):
+        first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
+        head, tail = lines[first][:node.col_offset], lines[last][node.end_col_offset or 0:]
+        segment = ast.get_source_segment(test, call)
+        if head.strip() or tail.strip() or segment is None or "\n" in segment:
+            continue
+        indent = head
+        lines[first:last + 1] = [f"{indent}with pytest.raises({name}):\n",
+                                 f"{indent}    {segment}\n"]
+        done.append(node.lineno)
+    return "".join(lines), sorted(done)
 
 
 def _brief(result: SandboxResult, *, tail: int) -> dict[str, Any]:

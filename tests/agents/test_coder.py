@@ -211,3 +211,40 @@ def test_writing_python_that_does_not_compile_says_where(kernel: Kernel) -> None
     result = Coder(llm=llm, max_steps=1).run("Write add.", kernel=kernel)
     [write] = [c for s in result.steps for c in s.tool_calls]
     assert "but it does not compile: unterminated" in write.output and "(line 2)" in write.output
+
+
+def test_asserting_a_call_equals_an_exception_becomes_pytest_raises_and_passes(
+    kernel: Kernel,
+) -> None:
+    # What the 1.5B wrote in the crew to mean "this call raises": it can never pass.
+    solution = ("def check(n):\n    if n < 1:\n        raise ValueError('n < 1')\n"
+                "    return n\n")
+    tests = ("from solution import *\n\ndef test_check():\n    assert check(2) == 2\n"
+             "    assert check(0) == ValueError('n < 1'), 'zero is refused'\n")
+    llm = ScriptedLLM([
+        call("write_file", path="solution.py", content=solution),
+        call("write_file", path="test_solution.py", content=tests),
+        call("run_tests"),
+        "Done.",
+    ])
+    result = Coder(llm=llm).run("Write check.", kernel=kernel)
+    assert result.ok and result.tests_passed, result.test_output
+    assert result.files["test_solution.py"] == (
+        "from solution import *\nimport pytest\n\ndef test_check():\n    assert check(2) == 2\n"
+        "    with pytest.raises(ValueError):\n        check(0)\n")
+    [run] = [c for s in result.steps for c in s.tool_calls if c.name == "run_tests"]
+    assert "rewrote line(s) 5 of test_solution.py" in run.output
+    assert "added `import pytest`" in run.output
+
+
+def test_raises_rewrite_leaves_real_comparisons_and_shared_lines_alone() -> None:
+    from agentos.agents.coder import raises_for_exception_asserts
+
+    test = ("def test_x():\n    assert f(1) == 2\n    assert f(0) == g(ValueError)\n"
+            "    x = 1; assert f(0) == ValueError\n    if x:\n        assert KeyError == f(-1)\n")
+    fixed, lines = raises_for_exception_asserts(test)
+    assert lines == [6]
+    assert fixed.splitlines()[1:4] == ["    assert f(1) == 2", "    assert f(0) == g(ValueError)",
+                                       "    x = 1; assert f(0) == ValueError"]
+    assert fixed.splitlines()[5:] == ["        with pytest.raises(KeyError):", "            f(-1)"]
+    assert raises_for_exception_asserts("def test_x(:\n") == ("def test_x(:\n", [])
