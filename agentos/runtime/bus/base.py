@@ -360,6 +360,35 @@ class Bus(ABC):
         data = encode_payload(topic, payload)
         return await self._publish(topic, data, check_headers(topic, headers))
 
+    async def publish_many(
+        self, topic: str, payloads: list[dict[str, Any]],
+        headers: Mapping[str, str] | None = None,
+    ) -> list[Message]:
+        """Append several messages to ``topic`` (the same ``headers`` on each), in order.
+
+        Each message is admitted by backpressure as `publish` admits one. A backend may send
+        the batch in one round trip (Redis: one script); when backpressure refuses part of a
+        batch, the refused messages are published again one by one, so they may land after
+        later messages of the same batch.
+
+        Returns:
+            The stored messages, in the order of ``payloads``.
+
+        Raises:
+            PayloadError: If a payload or the headers cannot be sent; nothing is written.
+            BusFull, BusClosed, ValueError: As for `publish`; messages before the failing
+                one may have been written.
+        """
+        self._check_open()
+        check_name("topic", topic)
+        data = [encode_payload(topic, payload) for payload in payloads]
+        return await self._publish_many(topic, data, check_headers(topic, headers))
+
+    async def _publish_many(self, topic: str, data: list[str],
+                            headers: dict[str, str]) -> list[Message]:
+        """Append each of ``data``; backends that can batch override this."""
+        return [await self._publish(topic, one, headers) for one in data]
+
     async def request(
         self,
         topic: str,
@@ -495,6 +524,18 @@ class Bus(ABC):
             ValueError: If ``message`` was not delivered through a consumer group.
             BusClosed: If the bus is closed.
         """
+
+    async def ack_many(self, messages: list[Message]) -> None:
+        """`ack` each of ``messages`` (a backend may do it in one round trip: Redis does).
+
+        Raises:
+            ValueError: If one was not delivered through a consumer group; none is acked.
+            BusClosed: If the bus is closed.
+        """
+        for message in messages:
+            self._check_delivered(message, "ack")
+        for message in messages:
+            await self.ack(message)
 
     @abstractmethod
     async def nack(self, message: Message, reason: str = "nacked") -> None:

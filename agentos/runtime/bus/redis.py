@@ -93,6 +93,44 @@ if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', key, ARGV[3]) end
 return {1, sid}
 """
 
+# Backlog check once + XADD of up to n entries. KEYS[1]: stream. ARGV: limit (-1: none),
+# max_len, n, then id, payload, headers, timestamp per entry. Admits as many as the backlog
+# leaves room for (each admitted one adds 1 to every group's backlog); returns their stream ids.
+_PUBLISH_MANY = _LUA_IDS + """
+local key, limit, n = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[3])
+local room = n
+if limit >= 0 and redis.call('EXISTS', key) == 1 then
+  local groups = redis.call('XINFO', 'GROUPS', key)
+  if #groups > 0 then
+    local worst = 0
+    local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+    if #last > 0 then
+      local last_seq = seq(last[1][1])
+      local first_seq = seq(redis.call('XRANGE', key, '-', '+', 'COUNT', 1)[1][1])
+      for _, g in ipairs(groups) do
+        local info = {}
+        for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+        local oldest = seq(info['last-delivered-id']) + 1
+        local pel = redis.call('XPENDING', key, info['name'])
+        if pel[1] > 0 then oldest = math.min(oldest, seq(pel[2])) end
+        oldest = math.max(oldest, first_seq)
+        worst = math.max(worst, last_seq - oldest + 1)
+      end
+    end
+    room = math.max(0, math.min(n, limit - worst))
+  end
+end
+local ids = {}
+if room == 0 then return ids end
+local next_seq = seq(next_id(key))
+for i = 1, room do
+  local b = 3 + (i - 1) * 4
+  ids[i] = redis.call('XADD', key, 'MAXLEN', ARGV[2], string.format('0-%d', next_seq + i - 1),
+                      'id', ARGV[b + 1], 'p', ARGV[b + 2], 'h', ARGV[b + 3], 't', ARGV[b + 4])
+end
+return ids
+"""
+
 # Dead-letter one pending entry: XADD to the dead topic, XACK in the source, if still pending.
 # KEYS[1]: source stream, KEYS[2]: dead stream. ARGV: group, stream_id, max_len, id, payload,
 # headers, timestamp. Returns 1 if dead-lettered, 0 if it was no longer pending.
@@ -186,6 +224,7 @@ class RedisBus(Bus):
         self._publish_script = self._redis.register_script(_PUBLISH)
         self._dead_letter_script = self._redis.register_script(_DEAD_LETTER)
         self._renew_script = self._redis.register_script(_RENEW)
+        self._publish_many_script = self._redis.register_script(_PUBLISH_MANY)
         self._groups: set[tuple[str, str]] = set()
         self._inflight = 0
 
@@ -271,6 +310,25 @@ class RedisBus(Bus):
                 raise BusFull(topic, group, backlog, limit, self.config.publish_timeout)
             await asyncio.sleep(min(pause, remaining))
             pause = min(pause * 2, self._poll)
+
+    async def _publish_many(self, topic: str, data: list[str],
+                            headers: dict[str, str]) -> list[Message]:
+        """One script admits and appends what the backlog has room for; the rest go again
+        through `_publish` (which waits for room)."""
+        if not data:
+            return []
+        encoded_headers = json.dumps(headers)
+        fields = [{"id": new_message_id(), "p": one, "h": encoded_headers,
+                   "t": repr(time.time())} for one in data]
+        args: list[Any] = [self.config.limit_for(topic), self.config.max_len, len(fields)]
+        for f in fields:
+            args += f.values()
+        with self._reaching_redis():
+            ids = await self._publish_many_script(keys=[self._key(topic)], args=args)
+        out = [self._message(topic, sid, f) for sid, f in zip(ids, fields, strict=False)]
+        for f in fields[len(ids):]:
+            out.append(await self._publish(topic, f["p"], headers))
+        return out
 
     # ------------------------------------------------------------------------ request/reply
     async def _open_reply_box(self, reply_to: str) -> None:
@@ -464,6 +522,16 @@ class RedisBus(Bus):
         group = self._check_delivered(message, "ack")
         with self._reaching_redis():
             await self._redis.xack(self._key(message.topic), group, _stream_id(message.offset))
+
+    async def ack_many(self, messages: list[Message]) -> None:
+        self._check_open()
+        by_group: dict[tuple[str, str], list[str]] = {}
+        for message in messages:
+            group = self._check_delivered(message, "ack")
+            by_group.setdefault((message.topic, group), []).append(_stream_id(message.offset))
+        with self._reaching_redis():
+            for (topic, group), ids in by_group.items():
+                await self._redis.xack(self._key(topic), group, *ids)
 
     async def renew(self, message: Message) -> bool:
         """Restart ``message``'s ack timeout, as a lease renewal: a consumer still working on

@@ -44,6 +44,22 @@ async def test_publish_returns_id_and_per_topic_increasing_offsets(make_bus: Bus
     assert (await bus.publish("other", {})).offset == 0
 
 
+async def test_publish_many_appends_in_order_and_respects_backpressure(
+    make_bus: BusFactory,
+) -> None:
+    bus = make_bus(max_pending=3, publish_timeout=0.1)
+    sent = await bus.publish_many("batch", [{"n": i} for i in range(5)], headers={"k": "v"})
+    assert [m.offset for m in sent] == [0, 1, 2, 3, 4]
+    assert [m.payload["n"] for m in await replayed(bus, "batch")] == [0, 1, 2, 3, 4]
+    assert all(m.headers == {"k": "v"} for m in sent)
+    await bus.ensure_group("batch", "g")  # now 5 unacked: the topic is full
+    with pytest.raises(BusFull):
+        await bus.publish_many("batch", [{"n": 5}])
+    with pytest.raises(PayloadError):
+        await bus.publish_many("batch", [{"ok": 1}, {"bad": {1}}])
+    assert len(await replayed(bus, "batch")) == 5
+
+
 async def test_unsendable_payload_is_refused_before_anything_is_written(
     make_bus: BusFactory,
 ) -> None:
@@ -209,6 +225,18 @@ async def test_nack_redelivers_promptly(make_bus: BusFactory) -> None:
     await bus.ack(again)
     await bus.nack(again)  # no longer pending: nothing happens
     assert await bus.fetch("t", "g", timeout=0.1) == []
+
+
+async def test_ack_many_acks_every_message_of_a_batch(make_bus: BusFactory) -> None:
+    bus = make_bus(ack_timeout=0.2)
+    await bus.ensure_group("jobs", "g")
+    await bus.publish_many("jobs", [{"n": i} for i in range(4)])
+    got = await bus.fetch("jobs", "g", consumer="c", max_messages=4)
+    await bus.ack_many(got)
+    await asyncio.sleep(0.3)  # past the ack timeout: nothing comes back
+    assert await bus.fetch("jobs", "g", consumer="c", max_messages=4) == []
+    with pytest.raises(ValueError, match="not delivered through a consumer group"):
+        await bus.ack_many([(await replayed(bus, "jobs"))[0]])
 
 
 async def test_ack_and_nack_need_a_delivered_message(make_bus: BusFactory) -> None:
