@@ -30,6 +30,7 @@ still running (llama.cpp saves idle slots to its host-memory prompt cache when a
     python benchmarks/local_llm.py --quick         # shorter runs, 2 tool cases of each kind
     python benchmarks/local_llm.py --model qwen2.5-coder-1.5b --only tools [--grammar on|off]
     python benchmarks/local_llm.py --only spec --only prefix
+    python benchmarks/local_llm.py --only tools --parallel   # a reply may hold a list of calls
 
 Writes ``benchmarks/results/local_llm.json``, or ``local_llm_<parts>.json`` with ``--only``.
 """
@@ -210,13 +211,15 @@ def _args_match(want: dict[str, Any], have: dict[str, Any], swap: list[str] | No
 
 
 def _tool_turn(engine: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-               grammar: bool) -> tuple[list[dict[str, Any]] | None, str | None, str | None]:
+               grammar: bool, parallel: bool = False,
+               ) -> tuple[list[dict[str, Any]] | None, str | None, str | None]:
     """One model turn: (calls, answer, malformed-call error); exactly one of them is set.
 
     Both modes send the request the engine builds for ``tools`` (the conversation rewritten with
     the tool-call instructions, ``engine._tool_messages``) and parse the reply with the same
     parser; the only difference is the JSON-schema grammar that constrains decoding, which is
-    what ``LocalEngine.chat(tools=...)`` always sends.
+    what ``LocalEngine.chat(tools=...)`` always sends. ``parallel`` allows a list of calls in one
+    reply, as ``LocalEngine.chat(parallel_tool_calls=True)`` does.
     """
     from agentos.runtime.llm.engine import _tool_messages
     from agentos.runtime.llm.toolcalls import MalformedToolCall, parse_response, tool_call_schema
@@ -225,9 +228,10 @@ def _tool_turn(engine: Any, messages: list[dict[str, Any]], tools: list[dict[str
     if grammar:
         options["response_format"] = {
             "type": "json_schema",
-            "json_schema": {"name": "tool_call", "schema": tool_call_schema(tools)},
+            "json_schema": {"name": "tool_call",
+                            "schema": tool_call_schema(tools, parallel=parallel)},
         }
-    result = engine.chat(_tool_messages(messages, tools, None), **options)
+    result = engine.chat(_tool_messages(messages, tools, None, parallel=parallel), **options)
     text = result["choices"][0]["message"].get("content") or ""
     try:
         parsed = parse_response(text, tools)
@@ -239,7 +243,8 @@ def _tool_turn(engine: Any, messages: list[dict[str, Any]], tools: list[dict[str
 
 
 def _run_case(engine: Any, case: dict[str, Any], tools: list[dict[str, Any]],
-              commutative: dict[str, list[str]], grammar: bool) -> dict[str, Any]:
+              commutative: dict[str, list[str]], grammar: bool, parallel: bool = False,
+              ) -> dict[str, Any]:
     """Drive one case turn by turn, feeding back each expected call's result, until the model
     answers, goes wrong, or has made every expected call (what it does after that is not run:
     one turn fewer per case). A case without calls gets one turn."""
@@ -253,7 +258,7 @@ def _run_case(engine: Any, case: dict[str, Any], tools: list[dict[str, Any]],
     row: dict[str, Any] = {"prompt": case["prompt"], "expected": [c["tool"] for c in expected],
                            "calls": made, "answer": None, "malformed": None, "wrong_call": None}
     for _ in range(max(1, len(expected))):
-        calls, answer, malformed = _tool_turn(engine, messages, tools, grammar)
+        calls, answer, malformed = _tool_turn(engine, messages, tools, grammar, parallel)
         if malformed is not None:
             row["malformed"] = malformed
             break
@@ -287,7 +292,8 @@ def _run_case(engine: Any, case: dict[str, Any], tools: list[dict[str, Any]],
     return row
 
 
-def tool_accuracy(engine: Any, limit: int | None, grammar: bool) -> dict[str, Any]:
+def tool_accuracy(engine: Any, limit: int | None, grammar: bool,
+                  parallel: bool = False) -> dict[str, Any]:
     """Tool-calling accuracy on ``benchmarks/data/tool_prompts.json``.
 
     A case is correct when the model makes exactly the expected calls (none, one or two), each
@@ -300,12 +306,12 @@ def tool_accuracy(engine: Any, limit: int | None, grammar: bool) -> dict[str, An
     for case in data["cases"]:
         kinds[("no tool", "one tool", "two tools")[len(case["calls"])]].append(case)
     t0 = time.perf_counter()
-    out: dict[str, Any] = {"grammar": grammar, "by_kind": {}, "rows": []}
-    mode = "grammar" if grammar else "free"
+    out: dict[str, Any] = {"grammar": grammar, "parallel": parallel, "by_kind": {}, "rows": []}
+    mode = ("grammar" if grammar else "free") + (", parallel" if parallel else "")
     for kind, cases in kinds.items():
         rows = []
         for i, case in enumerate(cases[:limit]):
-            row = _run_case(engine, case, tools, commutative, grammar)
+            row = _run_case(engine, case, tools, commutative, grammar, parallel)
             row["kind"] = kind
             rows.append(row)
             console.print(f"[dim]{mode} {kind} {i + 1}/{len(cases[:limit])}: "
@@ -475,7 +481,8 @@ def bench_prefix(model: str, quick: bool) -> dict[str, Any]:
     return out
 
 
-def bench_model(model: str, quick: bool, parts: list[str], grammars: list[bool]) -> dict[str, Any]:
+def bench_model(model: str, quick: bool, parts: list[str], grammars: list[bool],
+                parallel: bool = False) -> dict[str, Any]:
     """The parts (``speed``, ``spec``, ``prefix``, ``tools``) of the benchmark for one model."""
     from agentos.runtime.llm.engine import EngineConfig, close_engines, get_engine
     from agentos.runtime.llm.models import install
@@ -501,7 +508,8 @@ def bench_model(model: str, quick: bool, parts: list[str], grammars: list[bool])
             result.update(bench_speed(model, engine, path, n_ctx, quick))
         if "tools" in parts:
             result["tool_accuracy"] = {
-                ("grammar" if g else "free"): tool_accuracy(engine, 2 if quick else None, g)
+                ("grammar" if g else "free") + (", parallel" if parallel else ""):
+                tool_accuracy(engine, 2 if quick else None, g, parallel)
                 for g in grammars
             }
     finally:
@@ -644,7 +652,8 @@ def report_tools(results: list[dict[str, Any]]) -> None:
             k = a["by_kind"]
             malformed = sum(row["malformed"] is not None for row in a["rows"])
             acc.add_row(
-                r["model"], "JSON-schema grammar" if mode == "grammar" else "free (no grammar)",
+                r["model"], ("JSON-schema grammar" if mode.startswith("grammar") else "free (no grammar)")
+                + (", list of calls allowed" if mode.endswith("parallel") else ""),
                 str(a["n"]), f"{a['correct_pct']:.1f}%",
                 f"{k['no tool']['correct_pct']:.1f}% of {k['no tool']['n']}",
                 f"{k['one tool']['correct_pct']:.1f}% of {k['one tool']['n']} "
@@ -674,8 +683,10 @@ def main() -> None:
                         help="run only this part (repeatable)")
     parser.add_argument("--grammar", choices=["both", "on", "off"], default="both",
                         help="tool calling with grammar-constrained decoding, without, or both")
+    parser.add_argument("--parallel", action="store_true",
+                        help="tool calling: allow a JSON list of calls per reply (parallel_tool_calls)")
     parser.add_argument("--out", type=Path, help="default: benchmarks/results/local_llm.json "
-                        "(local_llm_tools.json with --only tools)")
+                        "(local_llm_<parts>.json with --only)")
     args = parser.parse_args()
     models = args.model or ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
     parts = args.only or ["speed", "spec", "prefix", "tools"]
@@ -683,7 +694,7 @@ def main() -> None:
     if args.out is None:
         name = f"local_llm_{'_'.join(args.only)}.json" if args.only else "local_llm.json"
         args.out = HERE / "results" / name
-    results = [bench_model(m, args.quick, parts, grammars) for m in models]
+    results = [bench_model(m, args.quick, parts, grammars, args.parallel) for m in models]
     report(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
