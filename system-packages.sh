@@ -8,13 +8,15 @@
 #   python3.11-doc     the Python documentation (HTML), a corpus on every machine
 #   xvfb x11-apps xdotool tesseract-ocr mousepad galculator chromium
 #                      a virtual X display, GUI programs, OCR and a browser for the desktop work
+#   at-spi2-core python3-pyatspi gir1.2-atspi-2.0
+#                      the accessibility tree (AT-SPI) the desktop agent reads next to OCR
 #
 # Not root: prints the apt-get command to run as root and exits 0 when everything is present,
 # 1 when something is missing.
 set -euo pipefail
 
 PACKAGES=(redis-server bubblewrap python3.11-doc xvfb x11-apps xdotool tesseract-ocr mousepad
-          galculator chromium)
+          galculator chromium at-spi2-core python3-pyatspi gir1.2-atspi-2.0)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

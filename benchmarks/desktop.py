@@ -6,13 +6,18 @@ launched and used, the result on its screen at the end and as the answer's last 
 model that answers from its own arithmetic fails); or which programs were launched. Per task: success, LLM steps, actions (done / refused), wall time and tokens.
 The target is at least 70 % success on the local 1.5B model.
 
-Grounding: OCR text and the window list only. The accessibility tree (AT-SPI) is not available
-here (no ``gir1.2-atspi-2.0`` typelib, no PyGObject in the venv, no accessibility bus), so the
-"with AT-SPI" column of the comparison cannot be measured and is reported as unavailable.
+Grounding (``--grounding``): ``atspi`` (the default) gives the display an accessibility bus,
+so the element list holds the widgets GTK programs publish over AT-SPI plus OCR text and the
+window list; ``ocr`` turns AT-SPI off (OCR text and the window list only); ``both`` runs the
+suite twice. Each row records the grounding its run actually had (``ocr+windows`` when AT-SPI
+is not installed).
 
-Prints a table and writes benchmarks/results/desktop.json.
+Prints a table per grounding and writes benchmarks/results/desktop.json.
 
     python benchmarks/desktop.py [--model local/qwen2.5-coder-1.5b] [--limit N] [--max-steps 8]
+        [--only TASK ...] [--grounding atspi|ocr|both] [--log FILE] [--out FILE]
+
+``--log`` writes every prompt the model was sent and its reply, for finding where runs fail.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -110,10 +116,32 @@ TASKS = [
 ]
 
 
-def run_task(task: Task, model: str, max_steps: int, data: Path) -> dict[str, object]:
+class _Logged:
+    """The model, with every conversation it is sent and its reply appended to a log file."""
+
+    def __init__(self, inner: Any, log: TextIO, task: str) -> None:
+        self.inner, self.log, self.task, self.name = inner, log, task, inner.name
+
+    async def complete(self, messages: list[Any], tools: Any = None, **params: Any) -> Any:
+        started = time.perf_counter()
+        out = await self.inner.complete(messages, tools, **params)
+        self.log.write(f"{'=' * 80}\n{self.task} {params}\n")
+        for m in messages:
+            self.log.write(f"--- {m['role']}\n{m.get('content')}\n")
+        calls = [(c.name, c.arguments) for c in out.tool_calls]
+        self.log.write(f"### reply in {time.perf_counter() - started:.1f}s: {out.content!r} "
+                       f"{calls}\n")
+        self.log.flush()
+        return out
+
+
+def run_task(task: Task, model: str, max_steps: int, data: Path,
+             log: TextIO | None = None, accessibility: bool = True) -> dict[str, object]:
     folder = Path(tempfile.mkdtemp(prefix=f"agentos-bench-{task.name}-"))
     kernel = Kernel(load_settings(data_dir=str(data)))
-    agent = Desktop(llm=model, confirm=lambda *_: True, kernel=kernel, max_steps=max_steps,
+    llm: Any = model if log is None else _Logged(kernel.llm_for(model), log, task.name)
+    agent = Desktop(llm=llm, confirm=lambda *_: True, kernel=kernel, max_steps=max_steps,
+                    accessibility=accessibility,
                     llm_params={"temperature": 0.0, "max_tokens": 256})
     started = time.perf_counter()
     try:
@@ -122,7 +150,7 @@ def run_task(task: Task, model: str, max_steps: int, data: Path) -> dict[str, ob
         return {"task": task.name, "success": False, "status": "error", "steps": 0, "actions": 0,
                 "refused": 0, "seconds": round(time.perf_counter() - started, 2), "tokens": 0,
                 "answer": "", "error": f"{type(exc).__name__}: {exc}", "run_id": None,
-                "grounding": "ocr+windows"}
+                "grounding": "atspi+ocr+windows" if accessibility else "ocr+windows"}
     finally:
         kernel.close()
     seconds = time.perf_counter() - started
@@ -134,7 +162,7 @@ def run_task(task: Task, model: str, max_steps: int, data: Path) -> dict[str, ob
         "refused": sum(a.outcome == "refused" for a in result.actions),
         "seconds": round(seconds, 2), "tokens": int(result.usage.get("tokens", 0)),
         "answer": (result.answer or "")[:200], "error": error, "run_id": result.run_id,
-        "grounding": "ocr+windows",
+        "grounding": agent.session.grounding if agent.session else "none",
     }
 
 
@@ -144,31 +172,48 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="run only the first N tasks")
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--only", nargs="+", default=None, metavar="TASK",
+                        help=f"run only these tasks: {', '.join(t.name for t in TASKS)}")
+    parser.add_argument("--grounding", choices=("atspi", "ocr", "both"), default="atspi",
+                        help="atspi: accessibility tree + OCR + windows; ocr: AT-SPI off")
+    parser.add_argument("--log", type=Path, default=None,
+                        help="write every prompt and reply to this file")
     args = parser.parse_args()
     tasks = TASKS[: args.limit] if args.limit else TASKS
+    if args.only:
+        unknown = set(args.only) - {t.name for t in TASKS}
+        if unknown:
+            parser.error(f"unknown task(s) {', '.join(sorted(unknown))}")
+        tasks = [t for t in tasks if t.name in args.only]
+    log = open(args.log, "w") if args.log else None  # noqa: SIM115 (closed at exit)
     data = Path(tempfile.mkdtemp(prefix="agentos-bench-desktop-"))
-    rows = []
-    for task in tasks:
-        row = run_task(task, args.model, args.max_steps, data)
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    table = Table("task", "success", "status", "steps", "actions", "refused", "seconds", "tokens",
-                  title=f"desktop agent, {args.model}, grounding: OCR + window list")
-    for r in rows:
-        table.add_row(str(r["task"]), "yes" if r["success"] else "no", str(r["status"]),
-                      str(r["steps"]), str(r["actions"]), str(r["refused"]), f"{r['seconds']:.1f}",
-                      str(r["tokens"]))
     console = Console()
-    console.print(table)
-    rate = sum(bool(r["success"]) for r in rows) / len(rows)
-    console.print(f"success {rate:.0%} on {len(rows)} of {len(TASKS)} tasks (target {TARGET:.0%}); "
-                  "with AT-SPI: not measured (AT-SPI unavailable here)")
+    results: dict[str, object] = {}
+    rates: dict[str, float] = {}
+    modes = {"atspi": [True], "ocr": [False], "both": [True, False]}[args.grounding]
+    for accessibility in modes:
+        rows = []
+        for task in tasks:
+            row = run_task(task, args.model, args.max_steps, data, log, accessibility)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        grounding = str(rows[0]["grounding"])
+        table = Table("task", "success", "status", "steps", "actions", "refused", "seconds",
+                      "tokens", title=f"desktop agent, {args.model}, grounding: {grounding}")
+        for r in rows:
+            table.add_row(str(r["task"]), "yes" if r["success"] else "no", str(r["status"]),
+                          str(r["steps"]), str(r["actions"]), str(r["refused"]),
+                          f"{r['seconds']:.1f}", str(r["tokens"]))
+        console.print(table)
+        rates[grounding] = sum(bool(r["success"]) for r in rows) / len(rows)
+        console.print(f"{grounding}: success {rates[grounding]:.0%} on {len(rows)} of "
+                      f"{len(TASKS)} tasks (target {TARGET:.0%})")
+        results[grounding] = rows
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "model": args.model, "max_steps": args.max_steps, "tasks_run": len(rows),
-        "tasks_total": len(TASKS), "success_rate": rate, "target": TARGET,
-        "grounding": {"ocr+windows": rows, "ocr+windows+atspi": "unavailable: no AT-SPI typelib, "
-                      "PyGObject or accessibility bus on this machine"},
+        "model": args.model, "max_steps": args.max_steps, "tasks_run": len(tasks),
+        "tasks_total": len(TASKS), "success_rate": rates, "target": TARGET,
+        "grounding": results,
         "machine": {"python": platform.python_version(), "cpu": platform.processor()},
     }, indent=2))
     console.print(f"wrote {args.out}")

@@ -213,7 +213,7 @@ def _element_with_text(session: DesktopSession, text: str) -> Any:
     wanted = norm(text)
     seen = session.last
     focused = next((w.title for w in seen.windows if w.focused), None)
-    texts = sorted((e for e in seen.elements if e.role == "text"),
+    texts = sorted((e for e in seen.elements if e.role != "window"),
                    key=lambda e: e.window != focused)
     for match in (lambda e: norm(e.text) == wanted, lambda e: wanted in norm(e.text)):
         found = next((e for e in texts if match(e)), None)
@@ -334,6 +334,9 @@ class Desktop(Agent):
         dry_run: record planned actions without doing them.
         display: a display to use instead of making one (it is closed after the run).
         screen: ``(width, height)`` of the private display.
+        accessibility: give the private display an AT-SPI bus, so the element list also holds
+            the widgets programs publish (when AT-SPI is installed: see
+            :mod:`agentos.desktop.atspi`); False: OCR and the window list only.
         verify_retries: fresh observations after each action before it counts as not verified.
         vision: also send the latest screenshot with each completion; None: when litellm says
             the model string takes images (never for local models or LLM objects).
@@ -355,6 +358,7 @@ class Desktop(Agent):
         dry_run: bool = False,
         display: Display | None = None,
         screen: tuple[int, int] = (1280, 800),
+        accessibility: bool = True,
         verify_retries: int = 3,
         vision: bool | None = None,
         max_steps: int | None = None,
@@ -380,6 +384,7 @@ class Desktop(Agent):
         self.dry_run = dry_run
         self.display = display
         self.screen = screen
+        self.accessibility = accessibility
         self.verify_retries = verify_retries
         self.vision = vision
         self.stop = threading.Event()
@@ -394,7 +399,7 @@ class Desktop(Agent):
             return RealDisplay()
         from agentos.desktop.display import VirtualDisplay
 
-        return VirtualDisplay(*self.screen)
+        return VirtualDisplay(*self.screen, accessibility=self.accessibility)
 
     async def arun(
         self, task: str, *, kernel: Kernel | None = None, run: Run | None = None,

@@ -2,7 +2,8 @@
 
 :class:`VirtualDisplay` starts ``Xvfb`` on a free display number with its own ``XAUTHORITY``
 cookie file (connections without the cookie are refused; TCP is off), starts a small window
-manager when one is installed, and stops both by PID when closed, at interpreter exit at the
+manager when one is installed and a private accessibility bus when AT-SPI is installed (see
+:mod:`agentos.desktop.atspi`), and stops them by PID when closed, at interpreter exit at the
 latest. :class:`RealDisplay` is the screen ``$DISPLAY`` names, used only when asked for.
 
 While a display is *active* (:meth:`Display.activate`), ``DISPLAY`` and ``XAUTHORITY`` in this
@@ -22,8 +23,12 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agentos.errors import DesktopUnavailable
+
+if TYPE_CHECKING:
+    from agentos.desktop.atspi import AccessibilityBus
 
 __all__ = ["WINDOW_MANAGERS", "Display", "RealDisplay", "VirtualDisplay", "xvfb_path"]
 
@@ -67,9 +72,10 @@ class Display:
         return env
 
     def activate(self) -> None:
-        """Point this process's ``DISPLAY``/``XAUTHORITY`` at this display (undone by close)."""
+        """Point this process's ``DISPLAY``/``XAUTHORITY`` (and, with an accessibility bus,
+        its address) at this display (undone by close)."""
         if self._saved is None:
-            self._saved = {key: os.environ.get(key) for key in ("DISPLAY", "XAUTHORITY")}
+            self._saved = {key: os.environ.get(key) for key in ("DISPLAY", "XAUTHORITY", *self.env)}
         os.environ.update(self.env)
 
     def _restore(self) -> None:
@@ -118,12 +124,16 @@ class VirtualDisplay(Display):
     Args:
         width, height: screen size in pixels.
         window_manager: start the first of :data:`WINDOW_MANAGERS` found on PATH.
+        accessibility: start a private AT-SPI bus when AT-SPI is installed, so programs
+            launched here publish their accessibility tree.
         first: the lowest display number to try.
         timeout: seconds to wait for the server to accept connections.
 
     Attributes:
         pid: the Xvfb process id.
         window_manager: the window manager binary started, or None (none installed).
+        accessibility: the AT-SPI bus, or None (not asked for, or not installed).
+        accessibility_note: why there is none ("" when there is one).
 
     Raises:
         DesktopUnavailable: no Xvfb binary, or it did not start on any of 200 display numbers.
@@ -131,7 +141,7 @@ class VirtualDisplay(Display):
 
     def __init__(
         self, width: int = 1280, height: int = 800, *, window_manager: bool = True,
-        first: int = 90, timeout: float = 10.0,
+        accessibility: bool = True, first: int = 90, timeout: float = 10.0,
     ) -> None:
         binary = xvfb_path()
         self.virtual = True
@@ -163,6 +173,33 @@ class VirtualDisplay(Display):
             raise DesktopUnavailable(f"Xvfb did not start on displays :{first}-:{first + 199}: "
                                      f"{last_error.strip() or 'no output'}")
         self.window_manager = self._start_window_manager() if window_manager else None
+        self.accessibility: AccessibilityBus | None = None
+        self.accessibility_note = "not asked for"
+        if accessibility:
+            self._start_accessibility()
+
+    def _start_accessibility(self) -> None:
+        from agentos.desktop.atspi import AccessibilityBus, atspi_unavailable
+
+        missing = atspi_unavailable()
+        if missing is not None:
+            self.accessibility_note = missing
+            return
+        try:
+            bus = AccessibilityBus(self.env)
+        except DesktopUnavailable as error:
+            self.accessibility_note = str(error)
+            return
+        self._procs.extend(bus.procs)  # stopped before the server, by the finalizer
+        self.accessibility, self.accessibility_note = bus, ""
+
+    @property
+    def env(self) -> dict[str, str]:
+        """``DISPLAY``, ``XAUTHORITY`` and the accessibility bus's variables for programs."""
+        env = super().env
+        if getattr(self, "accessibility", None) is not None:
+            env.update(self.accessibility.env)  # type: ignore[union-attr]
+        return env
 
     def _start_window_manager(self) -> str | None:
         for candidate in WINDOW_MANAGERS:

@@ -5,14 +5,15 @@ Screenshots come from Pillow's ``ImageGrab.grab(xdisplay=...)`` (pyautogui's own
 needs ``gnome-screenshot`` on Linux). OCR reads each window on its own (the whole screen when
 there are none); it is most of an observation's cost.
 
-No accessibility tree: AT-SPI needs the ``gir1.2-atspi-2.0`` typelib, PyGObject in this
-Python and an accessibility D-Bus per display, none of which agentos sets up yet, so the
-elements come from OCR and the window list only.
+The accessibility tree (AT-SPI, :mod:`agentos.desktop.atspi`) is read too when the display
+has an accessibility bus (a :class:`~agentos.desktop.display.VirtualDisplay` starts one when
+AT-SPI is installed): its widgets come first in the element list, and OCR covers the rest
+(programs without a tree, text outside widgets).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,8 @@ from agentos.errors import DesktopUnavailable
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from agentos.desktop.atspi import Accessible
+
 __all__ = ["Observation", "changes", "grab_screen", "observe"]
 
 
@@ -35,6 +38,7 @@ class Observation:
     Attributes:
         flagged: ids of text elements on screen lines that read as instructions not in the task.
         untrusted: those lines' text.
+        accessible: the accessibility tree's widgets (empty without a tree).
     """
 
     image: Image
@@ -43,6 +47,7 @@ class Observation:
     elements: list[Element]
     flagged: frozenset[int] = field(default_factory=frozenset)
     untrusted: list[str] = field(default_factory=list)
+    accessible: list[Accessible] = field(default_factory=list)
 
     def element(self, element_id: int) -> Element | None:
         return next((e for e in self.elements if e.id == element_id), None)
@@ -152,30 +157,33 @@ def _read_windows(image: Image, windows: Sequence[Window], scale: int) -> list[W
     return words
 
 
-def observe(display_name: str, task: str = "", *, scale: int = 2) -> Observation:
+def observe(display_name: str, task: str = "", *, scale: int = 2,
+            tree: Callable[[], list[Accessible]] | None = None) -> Observation:
     """Look at ``display_name`` now.
 
     Args:
         display_name: the X display.
         task: the run's task; screen text that gives other instructions is flagged.
         scale: OCR upscale factor (see :func:`agentos.desktop.ocr.read_words`).
+        tree: reads the accessibility tree (None: OCR and the window list only).
     """
     image = grab_screen(display_name)
     windows = list_windows(display_name)
+    accessible = tree() if tree is not None else []
     words = _read_windows(image, windows, scale)
-    elements = compress(windows, words)
+    elements = compress(windows, words, accessible)
     lines = _screen_lines(elements)
     flagged_lines = find_instructions(enumerate(text for _, text in lines), task)
     flagged = frozenset(i for n in flagged_lines for i in lines[n][0])
     untrusted = [lines[n][1] for n in sorted(flagged_lines)]
-    return Observation(image, windows, words, elements, flagged, untrusted)
+    return Observation(image, windows, words, elements, flagged, untrusted, accessible)
 
 
 def _screen_lines(elements: Sequence[Element]) -> list[tuple[list[int], str]]:
     """Text elements joined into visual lines (same window, same height on the screen), so an
     instruction split by a wide gap is read whole: ``(element ids, line text)``."""
     lines: list[tuple[list[int], str, str, int]] = []
-    texts = sorted((e for e in elements if e.role == "text"), key=lambda e: (e.box[1], e.box[0]))
+    texts = sorted((e for e in elements if e.role != "window"), key=lambda e: (e.box[1], e.box[0]))
     for e in texts:
         for i, (ids, text, window, top) in enumerate(lines):
             if window == e.window and abs(top - e.box[1]) <= max(4, e.box[3] // 2):
@@ -188,17 +196,17 @@ def _screen_lines(elements: Sequence[Element]) -> list[tuple[list[int], str]]:
 
 def changes(before: Observation, after: Observation, limit: int = 8) -> str:
     """What an action changed, in one line a small model can read: the focused window if it
-    changed, and text of the focused window that was not on the screen before (``new text:
+    changed, else text of the focused window that was not on the screen before (``new text:
     "408"``). Empty when nothing visible changed."""
     parts = []
     was = next((w.title for w in before.windows if w.focused), None)
     now = next((w.title for w in after.windows if w.focused), None)
-    if now != was:
-        parts.append(f"focused window now: {now or 'none'}")
-    seen = [e.text for e in before.elements if e.role == "text"]
+    if now != was:  # the screen list shows the new window's text; naming it all is noise
+        return f"focused window now: {now or 'none'}"
+    seen = [e.text for e in before.elements if e.role != "window"]
     fresh = []
     for e in after.elements:
-        if e.role != "text" or (now is not None and e.window != now):
+        if e.role == "window" or (now is not None and e.window != now):
             continue
         if e.text in seen:
             seen.remove(e.text)  # a multiset: a second "7" is new

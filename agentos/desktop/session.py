@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agentos.desktop.actions import Actuator
+from agentos.desktop.atspi import read_tree
 from agentos.desktop.display import Display
 from agentos.desktop.observe import Observation, changes, grab_screen, observe
 from agentos.desktop.safety import Policy, Verdict, normalize_keys
@@ -69,6 +70,10 @@ class DesktopSession:
         verify_retries: fresh observations polled after an action before giving up on it.
         settle: seconds between those observations.
         stop: set it to stop before the next action (Ctrl-C).
+
+    Attributes:
+        grounding: what observations rest on: ``atspi+ocr+windows`` when the display has an
+            accessibility bus, else ``ocr+windows``.
     """
 
     def __init__(
@@ -91,6 +96,9 @@ class DesktopSession:
         self._untrusted: list[str] = []
         self._closed = False
         display.activate()
+        bus = getattr(display, "accessibility", None)
+        self._tree = None if bus is None else (lambda: read_tree(display.env))
+        self.grounding = "atspi+ocr+windows" if bus is not None else "ocr+windows"
         self.actuator = Actuator(display.name, fail_safe=not display.virtual)
         if record_dir is not None:
             record_dir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +108,7 @@ class DesktopSession:
 
     def observe(self) -> Observation:
         """A fresh observation; flagged screen instructions are remembered for the policy."""
-        seen = observe(self.display.name, self.task)
+        seen = observe(self.display.name, self.task, tree=self._tree)
         for line in seen.untrusted:
             if line not in self._untrusted:
                 self._untrusted.append(line)

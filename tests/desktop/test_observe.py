@@ -24,7 +24,7 @@ def test_changes_name_new_text_in_the_focused_window_and_a_new_focus() -> None:
     # a second copy of a text that was there once is new
     assert changes(before, _seen("galculator", "7", "7", "8", "0")) == 'new text: "7"'
     moved = changes(before, _seen("Save As", "Name:", "Cancel", "Save"))
-    assert moved == 'focused window now: Save As; new text: "Name:", "Cancel", "Save"'
+    assert moved == "focused window now: Save As"  # its text is in the screen list anyway
 
 
 def test_changes_list_at_most_a_few_new_texts() -> None:
