@@ -14,11 +14,16 @@ Measures, in one run:
    call made directly (each interleaved with its direct calls), all in one run;
 5. scale: per-syscall cost with 1, 100, 1,000 and 10,000 concurrent agents (each LLM call yields
    to the event loop once, so the agents really interleave), on a pool with a slot per agent (no
-   queue) and on a 4-slot fair-share pool (the other agents queue).
+   queue) and on a 4-slot fair-share pool (the other agents queue);
+6. workers: the scheduling-efficiency run of 2. with its LLM calls sent to 1, 2 and 4
+   ``agentos worker`` processes over a redis-server started here (concurrency 4 held globally
+   through Redis, so the ideal stays 2.0 s), and ``--workers-agents`` agents (default 10,000)
+   making one zero-latency LLM call each, spread over 4 workers.
 
 Prints tables and writes benchmarks/results/kernel_overhead.json.
 
     python benchmarks/kernel_overhead.py [--calls 2000] [--quick] [--skip-frameworks]
+        [--workers 1 2 4] [--workers-agents 10000] [--only-workers]
 """
 
 from __future__ import annotations
@@ -95,6 +100,20 @@ class YieldLLM(ScriptedLLM):
     async def complete(self, messages, tools=None, **params):  # type: ignore[no-untyped-def]
         await asyncio.sleep(0)
         return Completion("hi", [], 3, 1, model=self.name)
+
+
+FAKE_50MS = ScriptedLLM([], name="bench/fake-50ms")
+"""What the benchmark's workers serve as model ``bench/fake-50ms``: "ok" after 50 ms."""
+
+
+async def _fake_complete(messages, tools=None, **params):  # type: ignore[no-untyped-def]
+    await asyncio.sleep(0.05)
+    return Completion("ok", [], 3, 1, model="bench/fake-50ms")
+
+
+FAKE_50MS.complete = _fake_complete  # type: ignore[method-assign]
+ZERO = ZeroLLM()
+ZERO.name = "bench/zero"
 
 
 def _median_us(samples: list[float]) -> float:
@@ -398,6 +417,128 @@ def scale(data_dir: str, agents: int, calls_per_agent: int, slots: int) -> dict[
             "per_syscall_us": wall / total * 1e6, "overhead_us": (wall / total - direct) * 1e6}
 
 
+def _start_workers(url: str, n: int, tmp: str, concurrency: int, held: int) -> list:  # type: ignore[type-arg]
+    import subprocess
+    import sys
+
+    import redis
+
+    env = {**os.environ, "AGENTOS_DATA_DIR": tmp, "AGENTOS_MAX_CONCURRENCY": str(concurrency),
+           "AGENTOS_POLICY": "fair_share"}
+    root = Path(__file__).resolve().parents[1]
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "agentos", "worker", "--url", url, "--kind", "llm",
+         "--concurrency", str(held), "--llm", "bench/fake-50ms=benchmarks.kernel_overhead:FAKE_50MS",
+         "--llm", "bench/zero=benchmarks.kernel_overhead:ZERO"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(n)]
+    r = redis.Redis.from_url(url)
+    while r.hlen("agentos:workers") < n:
+        assert all(p.poll() is None for p in procs), "a worker exited at start"
+        time.sleep(0.05)
+    r.close()
+    return procs
+
+
+def _stop_workers(procs: list) -> None:  # type: ignore[type-arg]
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait(timeout=30)
+
+
+def worker_rows(counts: list[int], agents_10k: int) -> dict[str, object]:
+    """Scheduling efficiency over 1, 2, 4 worker processes, and many agents over 4 workers."""
+    import sys
+
+    import redis
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.services import RedisServer
+
+    out: dict[str, object] = {"efficiency": [], "many_agents": None}
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RedisServer(Path(tmp))
+        server.start()
+        try:
+            for db, n in enumerate(counts, start=1):
+                url = server.url.rpartition("/")[0] + f"/{db}"
+                procs = _start_workers(url, n, tmp, concurrency=4, held=8)
+                try:
+                    kernel = Kernel(load_settings(env={"AGENTOS_DATA_DIR": f"{tmp}/k{n}",
+                                                       "AGENTOS_WORKERS_URL": url,
+                                                       "AGENTOS_POLICY": "fair_share"}))
+                    kernel.configure_pool("llm:bench/fake-50ms", max_concurrency=16,
+                                          policy="fair_share")  # the workers hold the limit
+
+                    async def agent_loop(run, name: str) -> None:  # type: ignore[no-untyped-def]
+                        for _ in range(20):
+                            await kernel.llm(run, name, "bench/fake-50ms", MESSAGES)
+
+                    async def go() -> float:
+                        run = kernel.start_run("makespan")
+                        await kernel.llm(run, "warm", "bench/fake-50ms", MESSAGES)
+                        t0 = time.perf_counter()
+                        await asyncio.gather(*(agent_loop(run, f"agent{i}") for i in range(8)))
+                        elapsed = time.perf_counter() - t0
+                        kernel.end_run(run, "succeeded")
+                        await kernel.aclose()
+                        return elapsed
+
+                    makespan = asyncio.run(go())
+                finally:
+                    _stop_workers(procs)
+                out["efficiency"].append({  # type: ignore[union-attr]
+                    "workers": n, "agents": 8, "calls_per_agent": 20, "latency_s": 0.05,
+                    "concurrency": 4, "ideal_s": 2.0, "makespan_s": makespan,
+                    "over_ideal_pct": 100 * (makespan / 2.0 - 1)})
+            if agents_10k:
+                url = server.url.rpartition("/")[0] + "/9"
+                procs = _start_workers(url, 4, tmp, concurrency=1024, held=256)
+                try:
+                    kernel = Kernel(load_settings(env={"AGENTOS_DATA_DIR": f"{tmp}/many",
+                                                       "AGENTOS_WORKERS_URL": url}))
+                    kernel.configure_pool("llm:bench/zero", max_concurrency=512)
+
+                    async def many() -> float:
+                        run = kernel.start_run("many")
+                        await kernel.llm(run, "warm", "bench/zero", MESSAGES)
+                        t0 = time.perf_counter()
+                        await asyncio.gather(*(kernel.llm(run, f"agent{i}", "bench/zero", MESSAGES)
+                                               for i in range(agents_10k)))
+                        elapsed = time.perf_counter() - t0
+                        kernel.end_run(run, "succeeded")
+                        await kernel.aclose()
+                        return elapsed
+
+                    wall = asyncio.run(many())
+                    done = sum(int(__import__("json").loads(b)["done"]) for b in
+                               redis.Redis.from_url(url).hvals("agentos:workers"))
+                finally:
+                    _stop_workers(procs)
+                out["many_agents"] = {"agents": agents_10k, "workers": 4, "wall_s": wall,
+                                      "per_syscall_us": wall / agents_10k * 1e6,
+                                      "syscalls_per_s": agents_10k / wall,
+                                      "done_by_workers_at_end": done}
+        finally:
+            server.stop()
+    return out
+
+
+def print_worker_rows(console: Console, rows: dict[str, object]) -> None:
+    table = Table(title="syscalls run by agentos worker processes over Redis")
+    for col in ("run", "workers", "ideal s", "makespan / wall s", "vs ideal / per syscall"):
+        table.add_column(col, justify="right")
+    for r in rows["efficiency"]:  # type: ignore[union-attr]
+        table.add_row("8 agents × 20 calls, 50 ms, global concurrency 4", str(r["workers"]),
+                      f"{r['ideal_s']:.3f}", f"{r['makespan_s']:.3f}",
+                      f"[bold]{r['over_ideal_pct']:+.1f} %")
+    many = rows.get("many_agents")
+    if many:
+        table.add_row(f"{many['agents']:,} agents × 1 zero-latency call", str(many["workers"]),  # type: ignore[index]
+                      "", f"{many['wall_s']:.2f}", f"{many['per_syscall_us']:.0f} µs")  # type: ignore[index]
+    console.print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=2000)
@@ -405,7 +546,21 @@ def main() -> None:
     parser.add_argument("--skip-frameworks", action="store_true", help="skip LangGraph and CrewAI")
     parser.add_argument("--scale", type=int, nargs="*", default=[1, 100, 1000, 10000],
                         help="concurrent agents for the scale table (none: skip it)")
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2, 4],
+                        help="worker process counts for the workers rows (none: skip them)")
+    parser.add_argument("--workers-agents", type=int, default=10_000,
+                        help="agents of the many-agents row over 4 workers (0: skip it)")
+    parser.add_argument("--only-workers", action="store_true",
+                        help="run only the workers rows; merge them into the existing JSON")
     args = parser.parse_args()
+    if args.only_workers:
+        rows = worker_rows(args.workers, args.workers_agents)
+        print_worker_rows(Console(width=120), rows)
+        previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        previous["workers"] = rows | {"loadavg_at_end": os.getloadavg()}
+        RESULTS.write_text(json.dumps(previous, indent=2))
+        print(f"wrote {RESULTS}")
+        return
     calls = 300 if args.quick else args.calls
     console = Console(width=120)
     results: dict[str, object] = {"machine": platform.platform(), "cpus": os.cpu_count()}
@@ -441,6 +596,9 @@ def main() -> None:
             except ImportError as error:
                 steps["crewai"] = {"error": f"crewai not installed ({error})"}
     results["agent_step"] = steps
+    if args.workers:
+        with console.status("workers over Redis…"):
+            results["workers"] = worker_rows(args.workers, args.workers_agents)
     results["loadavg_at_end"] = os.getloadavg()
 
     s, m = results["syscall"], results["scheduling"]  # type: ignore[assignment]
@@ -492,6 +650,8 @@ def main() -> None:
                        f"{r['wall_s']:.2f}", f"{r['per_syscall_us']:.1f} µs",
                        f"[bold]{r['overhead_us']:.1f} µs")
         console.print(sc)
+    if "workers" in results:
+        print_worker_rows(console, results["workers"])  # type: ignore[arg-type]
     console.print(f"load average at the end: {os.getloadavg()[0]:.2f} / {os.getloadavg()[1]:.2f} / "
                   f"{os.getloadavg()[2]:.2f} (1 / 5 / 15 min) on {os.cpu_count()} CPUs")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

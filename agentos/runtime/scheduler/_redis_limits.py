@@ -185,6 +185,7 @@ class RedisLimits:
         self._settle = self._redis.register_script(_SETTLE)
         self._channel = f"{prefix}released"
         self._held: dict[str, set[str]] = {}
+        self._gates: dict[str, asyncio.Lock] = {}
         self._released = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
@@ -211,18 +212,20 @@ class RedisLimits:
                 self._key(resource, "tpm")]
         args = [config.max_concurrency, config.rpm or 0, config.tpm or 0, est_tokens, holder,
                 int(self.lease * 1000)]
-        while True:
-            self._released.clear()
-            result = await self._acquire(keys=keys, args=args)
-            if int(result[0]) == 1:
-                self._held.setdefault(resource, set()).add(holder)
-                return Permit(resource, holder)
-            wait_ms = int(result[1])
-            if wait_ms < 0:  # no free slot: woken by a release, or re-check after `poll`
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._released.wait(), self.poll)
-            else:
-                await asyncio.sleep(min(wait_ms / 1000, self.poll * 20))
+        gate = self._gates.setdefault(resource, asyncio.Lock())
+        async with gate:  # one waiter per resource and process asks Redis; the others queue here
+            while True:
+                self._released.clear()
+                result = await self._acquire(keys=keys, args=args)
+                if int(result[0]) == 1:
+                    self._held.setdefault(resource, set()).add(holder)
+                    return Permit(resource, holder)
+                wait_ms = int(result[1])
+                if wait_ms < 0:  # no free slot: woken by a release, or re-check after `poll`
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._released.wait(), self.poll)
+                else:
+                    await asyncio.sleep(min(wait_ms / 1000, self.poll * 20))
 
     async def release(self, permit: Permit) -> None:
         """Give a slot back (idempotent) and wake the processes waiting for one.
