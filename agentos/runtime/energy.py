@@ -107,7 +107,8 @@ class EnergyAccounting:
 
     Raises:
         ValueError: an unknown carbon region (raised when built, before any syscall).
-        EnergySourceUnavailable: on the first syscall, when a named source cannot be read.
+        UserError: on the first syscall, when the named source cannot be read here (no RAPL,
+            permission denied, no NVIDIA GPU); the message says why and what to set instead.
     """
 
     def __init__(self, source: str = "auto", region: str | None = None,
@@ -124,9 +125,17 @@ class EnergyAccounting:
         """The shared meter, built on first use (selecting the source reads its counters)."""
         with self._lock:
             if self._shared is None:
-                from agentos.kernels.energy import SharedMeter, select_source
+                from agentos.errors import UserError
+                from agentos.kernels.energy import EnergySourceUnavailable, SharedMeter, select_source
 
-                self._shared = SharedMeter(select_source(self._source_name))  # type: ignore[arg-type]
+                try:
+                    source = select_source(self._source_name)  # type: ignore[arg-type]
+                except EnergySourceUnavailable as error:
+                    raise UserError(
+                        f"energy_source={self._source_name!r} cannot be used here: {error}. Set "
+                        "energy_source (AGENTOS_ENERGY_SOURCE) to auto or model"
+                    ) from error
+                self._shared = SharedMeter(source)
             return self._shared
 
     def metered(self, fn: Callable[[], Awaitable[T]]) -> tuple[Callable[[], Awaitable[T]], Tally]:

@@ -146,3 +146,16 @@ def test_a_run_store_from_before_energy_columns_still_loads(tmp_path: Path) -> N
     assert (new.flops, new.gco2, new.energy_method, new.flops_method) == (10.0, 0.1, "modelled: x", "estimated: y")
     store.close()
     RunStore(path).close()  # opening again finds the columns and adds nothing
+
+
+def test_asking_for_rapl_where_there_is_none_is_a_clear_error(tmp_path: Path) -> None:
+    if Path("/sys/class/powercap").is_dir():
+        pytest.skip("this machine has powercap")
+    from agentos.errors import UserError
+
+    k = Kernel(load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path), "AGENTOS_ENERGY_SOURCE": "rapl"}))
+    try:
+        with pytest.raises(UserError, match="powercap does not exist.*AGENTOS_ENERGY_SOURCE"):
+            Agent("a", llm=ScriptedLLM(["done"])).run("hi", kernel=k)
+    finally:
+        k.close()
