@@ -196,11 +196,26 @@ class EnergyMeter:
         return contexts
 
     def __call__(self, fn: F) -> F:
-        """Decorate ``fn`` so each call is a window labelled with its name."""
+        """Decorate ``fn`` (sync or async) so each call is a window labelled with its name.
+
+        An async function's window spans its whole await, so other tasks the event loop runs
+        meanwhile are counted in it too.
+        """
+        import inspect
+
+        label = self.label or fn.__qualname__
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def ametered(*args: Any, **kwargs: Any) -> Any:
+                with self.window(label):
+                    return await fn(*args, **kwargs)
+
+            return ametered  # type: ignore[return-value]
 
         @functools.wraps(fn)
         def metered(*args: Any, **kwargs: Any) -> Any:
-            with self.window(self.label or fn.__qualname__):
+            with self.window(label):
                 return fn(*args, **kwargs)
 
         return metered  # type: ignore[return-value]

@@ -257,6 +257,21 @@ def test_nested_windows_and_decorator() -> None:
     assert meter.last is outer.reading
 
 
+def test_decorated_async_function_is_metered_over_its_await() -> None:
+    import asyncio
+
+    meter = EnergyMeter("model")
+
+    @meter
+    async def work() -> str:
+        await asyncio.sleep(0.01)
+        _burn(0.1)
+        return "ok"
+
+    assert asyncio.run(work()) == "ok"
+    assert meter.last.seconds >= 0.1 and meter.last.joules > 0
+
+
 def test_meter_counts_torch_flops_when_asked() -> None:
     torch = pytest.importorskip("torch")
     a, b = torch.randn(64, 32), torch.randn(32, 16)
