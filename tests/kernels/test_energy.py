@@ -9,13 +9,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from agentos.kernels.energy import (
     CombinedSource,
-    CpuModelSource,
     EnergyMeter,
     EnergySourceUnavailable,
     NvmlSource,
