@@ -47,6 +47,7 @@ def run_command(
     max_steps: Annotated[Optional[int], typer.Option(help="LLM turns before stopping.")] = None,
     allow: Annotated[Optional[list[str]], typer.Option("--allow", help="Also allow launching this program (repeatable).")] = None,
     vision: Annotated[Optional[bool], typer.Option("--vision/--no-vision", help="Also send the screenshot to the model; default: when litellm says the model takes images.")] = None,
+    atspi: Annotated[bool, typer.Option("--atspi/--no-atspi", help="Read the accessibility tree (AT-SPI) of programs on the private display, next to OCR, when AT-SPI is installed.")] = True,
     countdown: Annotated[int, typer.Option(help="Seconds to wait before acting on a real display.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -69,7 +70,7 @@ def run_command(
 
         display = RealDisplay()
     agent = Desktop(llm=chosen, real_display=real_display, display=display, dry_run=dry_run,
-                    allow=allow or (), vision=vision,
+                    allow=allow or (), vision=vision, accessibility=atspi,
                     confirm=(lambda *_: True) if yes else _ask, max_steps=max_steps,
                     kernel=kernel, on_step=show)
     where = "your screen" if real_display else "a private virtual display"
@@ -91,6 +92,7 @@ def run_command(
             "actions": [{"action": a.action, "arguments": a.arguments, "decision": a.decision,
                          "outcome": a.outcome, "verified": a.verified} for a in result.actions],
             "record_dir": str(result.record_dir),
+            "grounding": agent.session.grounding if agent.session else None,
         }))
     else:
         console.print(result.answer or "")

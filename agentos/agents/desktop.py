@@ -162,7 +162,7 @@ def desktop_tools(session: DesktopSession) -> list[Tool]:
                                lambda: session.actuator.scroll(amount, x, y) or f"scrolled {amount}")
 
     def launch(program: str) -> str:
-        """Start a program (a bare name on the allow-list, e.g. "mousepad") and focus its window.
+        """Start a program by its bare name (one you may launch) and focus its window.
 
         Args:
             program: the program's name.

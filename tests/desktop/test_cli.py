@@ -52,6 +52,7 @@ def test_desktop_run_then_runs_show_and_replay(fake: FakeOpenAI, tmp_path: Path)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["status"] == "succeeded" and result["answer"] == "12 x 34 = 408"
+    assert result["grounding"] == "atspi+ocr+windows"  # AT-SPI is on by default
     assert [(a["action"], a["decision"], a["outcome"], a["verified"]) for a in result["actions"]] == [
         ("launch", "confirmed", "done", True), ("type_text", "allowed", "done", True)]
     # the model got the screen as untrusted data after the launch
@@ -133,3 +134,13 @@ def test_ctrl_c_stops_the_run_and_cleans_up_the_display_and_programs(
     assert "stopped by Ctrl-C" in stderr
     assert not Path(f"/proc/{pid}").exists()
     assert not any(Path(d).exists() for d in ours)
+
+
+def test_desktop_run_no_atspi_grounds_on_ocr_and_windows_only(fake: FakeOpenAI, tmp_path: Path) -> None:
+    xvfb_or_fail()
+    fake.queue(Reply(tool_calls=[_call("launch", program="galculator")]), "opened")
+    out = _agentos("desktop", "run", "open galculator", "--yes", "--json", "--no-atspi",
+                   env=_env(fake, tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["grounding"] == "ocr+windows"
+    assert "toggle button" not in json.dumps(fake.requests[1]["messages"][-1])
