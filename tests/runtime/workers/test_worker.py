@@ -160,3 +160,52 @@ async def test_agentos_status_shows_workers_queues_and_leases(
     assert lease["worker"] == worker["id"] and lease["deliveries"] == 1
     assert table.returncode == 0, table.stderr
     assert "1 worker(s) alive" in table.stdout and "syscalls.tool" in table.stdout
+
+
+async def test_memory_syscalls_run_on_a_worker_and_grants_are_still_checked_by_the_kernel(
+    db_url: str, tmp_path: Path
+) -> None:
+    from agentos.errors import MemoryAccessDenied
+    from agentos.runtime.memory import CachedEmbedder, Hit, Memory, SentenceTransformerEmbedder
+
+    memory = Memory(tmp_path / "memory", embedder=CachedEmbedder(SentenceTransformerEmbedder(),
+                                                                 None))
+    worker = Worker(WorkerConfig(db_url, lease=5.0, kinds=("memory",)),
+                    load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path)}), memory=memory)
+    task = asyncio.create_task(worker.run())
+    kernel = kernel_on(db_url, tmp_path)
+    try:
+        run = kernel.start_run("memory")
+        chunk = await kernel.memory_call(run, "alice", "remember", ["agent:alice"],
+                                         text="Ring attention passes key blocks around a ring.")
+        hits = await kernel.memory_call(run, "alice", "recall", ["agent:alice"],
+                                        query="ring attention", k=1)
+        visible = await kernel.memory_call(run, "bob", "namespaces", [])
+        with pytest.raises(MemoryAccessDenied):
+            await kernel.memory_call(run, "bob", "recall", ["agent:alice"], query="ring")
+        outcomes = [r.outcome for r in kernel.store.syscalls(run.id)]
+    finally:
+        worker.stop()
+        await task
+        await worker.aclose()
+        await kernel.aclose()
+        memory.close()
+    assert isinstance(chunk, str)
+    [hit] = hits
+    assert isinstance(hit, Hit) and hit.id == chunk and "key blocks" in hit.text
+    assert "agent:alice" not in visible  # listed on the worker, filtered by bob's grants here
+    assert outcomes == ["ok", "ok", "ok", "denied"]
+    assert worker.counts["done"] == 3  # the denied one never reached the worker
+
+
+async def test_agentos_worker_help_and_status_without_a_url_say_what_to_do(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "200"}
+    shown = subprocess.run([sys.executable, "-m", "agentos", "worker", "--help"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60, env=env)
+    assert shown.returncode == 0, shown.stderr
+    for option in ("--url", "--concurrency", "--lease", "--attempts", "--tools", "--llm"):
+        assert option in shown.stdout
+    missing = subprocess.run([sys.executable, "-m", "agentos", "status"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60, env=env)
+    assert missing.returncode == 2
+    assert "pass --url redis://host:6379/0 or set AGENTOS_WORKERS_URL" in missing.stderr
