@@ -116,6 +116,16 @@ class Settings(BaseModel):
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
 
+    @field_validator("carbon_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        from agentos.kernels.energy.carbon import regions
+
+        code = value.upper()
+        if code not in regions():
+            raise ValueError(f"no carbon intensity for {value!r}; known: {', '.join(sorted(regions()))}")
+        return code
+
     @property
     def store_path(self) -> Path:
         return self.data_dir / "runs.sqlite"

@@ -159,3 +159,11 @@ def test_asking_for_rapl_where_there_is_none_is_a_clear_error(tmp_path: Path) ->
             Agent("a", llm=ScriptedLLM(["done"])).run("hi", kernel=k)
     finally:
         k.close()
+
+
+def test_unknown_carbon_region_is_a_config_error_naming_the_known_ones(tmp_path: Path) -> None:
+    from agentos.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="AGENTOS_CARBON_REGION.*known: .*FR"):
+        load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path), "AGENTOS_CARBON_REGION": "Mars"})
+    assert load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path), "AGENTOS_CARBON_REGION": "fr"}).carbon_region == "FR"
