@@ -26,6 +26,8 @@ import argparse
 import json
 import platform
 import re
+import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -179,6 +181,8 @@ def main() -> None:
     parser.add_argument("--log", type=Path, default=None,
                         help="write every prompt and reply to this file")
     args = parser.parse_args()
+    # a `timeout` stops the run like Ctrl-C: the current task's display and programs are closed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tasks = TASKS[: args.limit] if args.limit else TASKS
     if args.only:
         unknown = set(args.only) - {t.name for t in TASKS}
@@ -188,14 +192,28 @@ def main() -> None:
     log = open(args.log, "w") if args.log else None  # noqa: SIM115 (closed at exit)
     data = Path(tempfile.mkdtemp(prefix="agentos-bench-desktop-"))
     console = Console()
-    results: dict[str, object] = {}
+    results: dict[str, list[dict[str, object]]] = {}
     rates: dict[str, float] = {}
     modes = {"atspi": [True], "ocr": [False], "both": [True, False]}[args.grounding]
+
+    def write(done: bool) -> None:  # after every task, so a run cut short keeps its rows
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({
+            "model": args.model, "max_steps": args.max_steps, "tasks_asked": len(tasks),
+            "tasks_total": len(TASKS), "complete": done, "target": TARGET,
+            "success_rate": {g: sum(bool(r["success"]) for r in rows) / len(rows)
+                             for g, rows in results.items() if rows},
+            "grounding": results,
+            "machine": {"python": platform.python_version(), "cpu": platform.processor()},
+        }, indent=2))
+
     for accessibility in modes:
-        rows = []
+        rows: list[dict[str, object]] = []
         for task in tasks:
             row = run_task(task, args.model, args.max_steps, data, log, accessibility)
             rows.append(row)
+            results[str(row["grounding"])] = rows
+            write(done=False)
             print(json.dumps(row), flush=True)
         grounding = str(rows[0]["grounding"])
         table = Table("task", "success", "status", "steps", "actions", "refused", "seconds",
@@ -208,14 +226,7 @@ def main() -> None:
         rates[grounding] = sum(bool(r["success"]) for r in rows) / len(rows)
         console.print(f"{grounding}: success {rates[grounding]:.0%} on {len(rows)} of "
                       f"{len(TASKS)} tasks (target {TARGET:.0%})")
-        results[grounding] = rows
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "model": args.model, "max_steps": args.max_steps, "tasks_run": len(tasks),
-        "tasks_total": len(TASKS), "success_rate": rates, "target": TARGET,
-        "grounding": results,
-        "machine": {"python": platform.python_version(), "cpu": platform.processor()},
-    }, indent=2))
+    write(done=True)
     console.print(f"wrote {args.out}")
 
 
