@@ -756,16 +756,18 @@ class Kernel:
             self._record(run, agent, "memory", "memory", op, now, 0.0, 0.0, 0, outcome,
                          error=str(error), detail=detail)
             raise
-        work: Callable[[], Awaitable[Any]] = lambda: asyncio.to_thread(call, self.memory)
-        if self.settings.workers_url is not None:
-            send = self._remote("memory", "memory",
-                                {"op": op, "namespaces": names, "arguments": arguments}, agent)
+        remote = self.settings.workers_url is not None
+        send = self._remote("memory", "memory",
+                            {"op": op, "namespaces": names, "arguments": arguments}, agent)
 
-            async def work() -> Any:
-                value = await send()
-                if op == "namespaces":  # the worker lists them all; grants are checked here
-                    return [ns for ns in value if self.grants.can_read(agent, ns)]
-                return value
+        async def work() -> Any:
+            if not remote:
+                return await asyncio.to_thread(call, self.memory)
+            value = await send()
+            if op == "namespaces":  # the worker lists them all; grants are checked here
+                return [ns for ns in value if self.grants.can_read(agent, ns)]
+            return value
+
         return await self.syscall(run, agent, "memory", "memory", work, name=op, detail=detail)
 
     @property

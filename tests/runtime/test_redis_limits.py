@@ -19,7 +19,7 @@ import pytest
 from agentos.config import load_settings
 from agentos.errors import BudgetExceeded
 from agentos.runtime.kernel import Kernel
-from agentos.runtime.scheduler import Budget, PoolConfig, RedisLimits, Scheduler
+from agentos.runtime.scheduler import Budget, PoolConfig, RedisLimits
 from agentos.testing import ScriptedLLM
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.redis]

@@ -243,9 +243,18 @@ class Worker:
             return {"ok": False, "error": encode_error(error), "worker": self.id}
         value = outcome.value
         if isinstance(value, Completion) and est:
-            self.scheduler.settle_tokens(resource, est, value.prompt_tokens + value.completion_tokens)
+            used = value.prompt_tokens + value.completion_tokens
+            self.scheduler.settle_tokens(resource, est, used)
+        try:
+            encoded = encode_value(value)
+        except TypeError as error:  # e.g. a tool returned an object JSON cannot carry
+            self.counts["failed"] += 1
+            return {"ok": False, "worker": self.id, "error": encode_error(ToolFailed(
+                f"the {request['kind']} syscall on {resource!r} returned a value of type "
+                f"{type(value).__name__!r}, which cannot be sent back from a worker ({error}); "
+                "return JSON values (dict, list, str, numbers, bool, None)"))}
         self.counts["done"] += 1
-        return {"ok": True, "value": encode_value(value), "worker": self.id,
+        return {"ok": True, "value": encoded, "worker": self.id,
                 "queue_wait": outcome.queue_wait, "service_time": outcome.service_time}
 
     # --- one syscall --------------------------------------------------------------------------

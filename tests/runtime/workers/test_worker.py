@@ -106,19 +106,25 @@ async def test_an_error_on_the_worker_is_raised_by_the_kernel_with_its_class(
         """Always fails."""
         raise ValueError("broken on purpose")
 
+    def opaque() -> object:
+        """Returns what JSON cannot carry."""
+        return object()
+
     worker = Worker(WorkerConfig(db_url, lease=1.0), load_settings(
-        env={"AGENTOS_DATA_DIR": str(tmp_path)}), registry=ToolRegistry([fails]))
+        env={"AGENTOS_DATA_DIR": str(tmp_path)}), registry=ToolRegistry([fails, opaque]))
     task = asyncio.create_task(worker.run())
     kernel = Kernel(load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path / "k"),
                                        "AGENTOS_WORKERS_URL": db_url}),
-                    registry=ToolRegistry([fails]))
+                    registry=ToolRegistry([fails, opaque]))
     try:
         run = kernel.start_run("errors")
         from agentos.errors import ToolFailed
 
         with pytest.raises(ToolFailed, match="ValueError: broken on purpose"):
             await kernel.call_tool(run, "a", "fails", {})
-        [record] = kernel.store.syscalls(run.id)
+        with pytest.raises(ToolFailed, match="returned a value of type .object., which cannot be sent back"):
+            await kernel.call_tool(run, "a", "opaque", {})
+        record = kernel.store.syscalls(run.id)[0]
     finally:
         worker.stop()
         await task
