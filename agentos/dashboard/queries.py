@@ -14,6 +14,7 @@ change here.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,7 @@ __all__ = [
 # Numeric syscall columns that are structure, not something a syscall used.
 _STRUCTURAL = {"id", "submitted_at", "queue_wait_s", "service_s", "attempts"}
 _FIRST = ("prompt_tokens", "completion_tokens", "cost", "energy_j")
-_RUN_COLUMNS = "id, name, task, status, started_at, ended_at, result, error, usage"
+_RUN_COLUMNS = "id, name, task, status, pid, started_at, ended_at, result, error, usage"
 
 
 def metric_columns(store: RunStore) -> list[str]:
@@ -106,8 +107,11 @@ def find_run(store: RunStore, run_id: str) -> dict[str, Any] | None:
     """The run with id ``run_id``, else the newest whose id starts with it; ``None`` if none.
 
     Returns:
-        id, name, task, status, started_at, ended_at, duration_s (``None`` while it runs),
-        result, error and usage (as stored when it ended; ``{}`` before).
+        id, name, task, status (as stored), shown_status (``abandoned`` for a run stored as
+        ``running`` whose process no longer exists: killed before it could say how it ended;
+        agentos marks it so when it next starts a kernel), pid, started_at, ended_at,
+        duration_s (``None`` while it runs), result, error and usage (as stored when it ended;
+        ``{}`` before).
     """
     found = store.execute(
         f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=? OR id LIKE ? ESCAPE '\\' "
@@ -211,12 +215,27 @@ def timeline(syscalls: list[dict[str, Any]], t0: float) -> dict[str, Any]:
 
 
 def _run(row: tuple[Any, ...]) -> dict[str, Any]:
-    run_id, name, task, status, started, ended, result, error, usage = row
+    run_id, name, task, status, pid, started, ended, result, error, usage = row
+    gone = status == "running" and not _process_alive(pid)
     return {
-        "id": run_id, "name": name, "task": task, "status": status, "started_at": started,
+        "id": run_id, "name": name, "task": task, "status": status,
+        "shown_status": "abandoned" if gone else status, "pid": pid, "started_at": started,
         "ended_at": ended, "duration_s": (ended - started) if ended is not None else None,
         "result": result, "error": error, "usage": json.loads(usage) if usage else {},
     }
+
+
+def _process_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` exists on this machine (the run store's own rule, read-only)."""
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _like_prefix(text: str) -> str:

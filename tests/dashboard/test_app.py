@@ -86,6 +86,24 @@ def test_the_timeline_shows_who_waited_for_the_shared_llm_slot(
         assert per_agent[name]["queue_wait_s"] == pytest.approx(sum(r.queue_wait_s for r in mine))
 
 
+def test_a_running_run_whose_process_is_gone_shows_as_abandoned(
+    dashboard: DashboardServer, kernel: Kernel
+) -> None:
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    killed = kernel.store.start_run("killed")
+    kernel.store.execute("UPDATE runs SET pid=? WHERE id=?", (int(gone.stdout), killed))
+    alive = kernel.store.start_run("alive")  # this process: still running
+    for run_id, shown in ((killed, "abandoned"), (alive, "running")):
+        status, detail = _get(f"{dashboard.url}/api/runs/{run_id}")
+        assert status == 200
+        assert (detail["run"]["status"], detail["run"]["shown_status"]) == ("running", shown)
+    assert kernel.store.get_run(killed).status == "running"  # the dashboard only reads
+
+
 def test_an_unknown_run_is_a_404_that_says_where_to_look(dashboard: DashboardServer) -> None:
     status, body = _get(f"{dashboard.url}/api/runs/nosuchrun")
     assert status == 404

@@ -73,11 +73,11 @@
     head(table, [["id"], ["name"], ["status"], ["started"], ["seconds", 1], ["syscalls", 1],
       ["tokens", 1], ...metrics.map((m) => [m.label, 1]), ["task"]]);
     const rows = data.runs.map((r) => {
-      const seconds = r.duration_s ?? (r.status === "running" ? data.now - r.started_at : null);
+      const seconds = r.duration_s ?? (r.shown_status === "running" ? data.now - r.started_at : null);
       const row = el("tr", { "data-run-id": r.id, class: r.id === state.selected ? "selected" : null },
         el("td", { "data-col": "id" }, el("a", { href: `/runs/${encodeURIComponent(r.id)}` }, r.id)),
         el("td", { "data-col": "name" }, r.name),
-        el("td", { "data-col": "status" }, el("span", { class: `status ${r.status}` }, r.status)),
+        el("td", { "data-col": "status" }, statusBadge(r)),
         el("td", { "data-col": "started" }, stamp(r.started_at)),
         numCell("seconds", seconds, { kind: "fixed", digits: 1 }),
         numCell("syscalls", r.totals.syscalls, INT),
@@ -100,6 +100,15 @@
     }
   }
 
+  function statusBadge(r, id) {
+    const gone = r.shown_status !== r.status;
+    return el("span", {
+      id, class: `status ${r.shown_status}`,
+      title: gone ? `stored as ${r.status}, but its process ${r.pid} is gone: it was killed before it ` +
+        "could record how it ended (agentos marks it abandoned when it next starts a kernel)" : null,
+    }, r.shown_status);
+  }
+
   function card(key, label, value, format, extra) {
     return el("div", { class: "card", "data-metric": key, "data-value": value ?? "" },
       el("div", { class: "label" }, label),
@@ -109,7 +118,7 @@
   // While the shown run is running, its wall time ticks on between change events.
   setInterval(() => {
     const r = state.shown;
-    if (!r || r.status !== "running") return;
+    if (!r || r.shown_status !== "running") return;
     const value = document.querySelector("#totals [data-metric=duration_s] .value");
     if (value) value.textContent = fmt(Date.now() / 1000 - state.offset - r.started_at, { kind: "fixed", digits: 1 });
   }, 1000);
@@ -120,14 +129,12 @@
     state.offset = Date.now() / 1000 - d.now;  // browser clock minus server clock
     $("run-section").hidden = false;
     $("run-title").textContent = `${r.id} · ${r.name}`;
-    const status = $("run-status");
-    status.textContent = r.status;
-    status.className = `status ${r.status}`;
+    $("run-status").replaceWith(statusBadge(r, "run-status"));
     $("run-task").textContent = r.task ?? "";
     $("run-error").hidden = !r.error;
     $("run-error").textContent = r.error ?? "";
     const t = r.totals;
-    const seconds = r.duration_s ?? (r.status === "running" ? d.now - r.started_at : null);
+    const seconds = r.duration_s ?? (r.shown_status === "running" ? d.now - r.started_at : null);
     const tokenSplit = "prompt_tokens" in t ? ` (${fmt(t.prompt_tokens, INT)} in / ${fmt(t.completion_tokens, INT)} out)` : "";
     $("totals").replaceChildren(
       card("syscalls", "syscalls", t.syscalls, INT),
@@ -135,7 +142,7 @@
       ...shown(d.metrics).map((m) => card(m.key, m.label, t[m.key], m.format)),
       card("queue_wait_s", "queue wait s (sum)", t.queue_wait_s, SEC),
       card("service_s", "service s (sum)", t.service_s, SEC),
-      card("duration_s", r.duration_s === null ? "running for s" : "wall time s", seconds, { kind: "fixed", digits: 1 }));
+      card("duration_s", r.shown_status === "running" ? "running for s" : "wall time s", seconds, { kind: "fixed", digits: 1 }));
     renderMethods(d);
     renderAgents(d);
     renderResources(d);
@@ -201,7 +208,7 @@
     }
     const tl = d.timeline;
     const box = $("timeline");
-    const running = d.run.status === "running";
+    const running = d.run.shown_status === "running";
     const span = Math.max(tl.end_s, running ? d.now - d.run.started_at : 0, 1e-3);
     const labelW = 150, rowH = 16, gap = 6, top = 20;
     const width = Math.max(box.clientWidth || 900, 600);
