@@ -6,8 +6,9 @@ focus, wait, look) is a tool syscall through the kernel, so ``agentos runs show 
 the session journals each with its policy decision and before/after screenshots in
 ``<data_dir>/desktop/<run id>/`` (``agentos runs replay ID`` steps through them).
 
-The LLM sees the screen as a numbered element list (the windows, then the focused window's OCR
-text runs) fenced as untrusted data; screen text that gives instructions outside the task is
+The LLM sees the screen as a numbered element list (the windows, then the focused window's
+widgets from the accessibility tree where the program publishes one, and OCR text runs) fenced
+as untrusted data; screen text that gives instructions outside the task is
 flagged, and typing or launching what it says is refused. Each completion gets only the latest
 screen in full (older tool results keep what the action did and what changed). A vision model
 (``vision=True``, or by default when litellm says the model string takes images) also gets the
@@ -45,8 +46,8 @@ __all__ = ["Desktop", "DesktopResult", "desktop_tools"]
 
 _INSTRUCTIONS = """\
 You operate programs on a computer screen, one action (one tool call) per step. After each action
-you see what changed and the screen again: the windows, and the text of the focused window read
-by OCR, as numbered elements.
+you see what changed and the screen again: the windows, and the widgets and text of the focused
+window, as numbered elements.
 How to work:
 1. If the program your task needs has no window yet, launch it. Launch only programs the task needs.
 2. Type text, numbers and calculations with type_text: it types into the focused window (a
@@ -67,8 +68,8 @@ class DesktopResult(AgentResult):
     Attributes:
         actions: every action asked for, in order, with its decision and outcome.
         record_dir: where the journal and screenshots are (None when not kept).
-        final_screen: the text of the last observation (window titles and OCR text, one
-            element a line), as the screen was when the run ended.
+        final_screen: the text of the last observation (window titles, widget names and OCR
+            text, one element a line), as the screen was when the run ended.
     """
 
     actions: list[ActionRecord] = field(default_factory=list)
