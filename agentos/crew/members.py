@@ -74,7 +74,8 @@ class CoderMember:
 
 
 class ResearcherMember:
-    """The Researcher as a crew member: its answer and citations become task data."""
+    """The :class:`~agentos.agents.Researcher` as a crew member: its answer and citations
+    become task data."""
 
     def __init__(self, researcher: Any) -> None:
         self.researcher = researcher
@@ -94,8 +95,8 @@ class ResearcherMember:
         full text of the chunks it cites (the facts in the source's own words: a small model's
         answer drops details), or, when it cites none, of the best chunks it retrieved, marked
         as such."""
-        crew = getattr(run, "id", None) if run is not None else None
-        report = await self.researcher.arun(task, kernel=kernel, run=run, crew=crew)
+        report = await self.researcher.arun(task, kernel=kernel, run=run,
+                                            crew=getattr(run, "id", None))
         citations = [str(c) for c in report.citations]
         answer = (report.answer or "").strip()
         sources = _cited_sources(report)
@@ -132,8 +133,8 @@ def default_members(kernel: Kernel, model: str | None = None) -> dict[str, Membe
 
     The researcher is the :class:`~agentos.agents.Researcher`, recalling from the ``global``
     namespace (where ``agentos crew run --docs`` ingests), showing the LLM its best four chunks
-    and answering with verified citations; the coder is the :class:`~agentos.agents.Coder` (workspace, bubblewrap sandbox,
-    pytest); the reviewer is a plain agent.
+    and answering with verified citations; the coder is the :class:`~agentos.agents.Coder`
+    (workspace, bubblewrap sandbox, pytest); the reviewer is a plain agent.
     """
     from agentos.agents.base import Agent
     from agentos.agents.coder import Coder
