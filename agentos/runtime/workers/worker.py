@@ -153,6 +153,7 @@ class Worker:
         self.journal = Journal(self._redis)
         self._registry = registry
         self._llms: dict[str, LLM] = dict(llms or {})
+        self._rated: set[str] = set()  # models whose pools got the rpm/tpm settings
         self._memory = memory
         self._free = config.concurrency
         self._room = asyncio.Condition()
@@ -172,11 +173,15 @@ class Worker:
         return self._registry
 
     def _llm(self, model: str) -> LLM:
+        """The LLM serving ``model``; on first use its pool gets the ``rpm``/``tpm`` settings
+        (as the kernel does for non-local models)."""
         llm = self._llms.get(model)
         if llm is None:
             from agentos.runtime.llm.gateway import resolve_llm
 
             llm = self._llms[model] = resolve_llm(model)
+        if model not in self._rated:
+            self._rated.add(model)
             if not model.startswith("local/") and (self.settings.rpm or self.settings.tpm):
                 self.scheduler.configure(f"llm:{model}", PoolConfig(
                     max_concurrency=self.settings.max_concurrency, policy=self.settings.policy,

@@ -44,8 +44,11 @@ class Workers:
         self.procs: list[subprocess.Popen[str]] = []
 
     def start(self, url: str, *, lease: float = 1.0, attempts: int = 3, concurrency: int = 2,
-              wait: bool = True) -> subprocess.Popen[str]:
-        """Start one worker on ``url``; with ``wait``, return once its heartbeat is in Redis."""
+              wait: bool = True, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """Start one worker on ``url`` (``env``: extra environment variables, e.g. settings);
+        with ``wait``, return once its heartbeat is in Redis."""
+        import os
+
         log = (self.tmp / f"worker-{len(self.procs)}.log").open("w")
         proc = subprocess.Popen(
             [sys.executable, "-m", "agentos", "worker", "--url", url, "--lease", str(lease),
@@ -53,6 +56,7 @@ class Workers:
              "--tools", "tests.runtime.workers.programs:TOOLS",
              "--llm", "test/echo=tests.runtime.workers.programs:ECHO"],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, **(env or {})},
         )
         self.procs.append(proc)
         if wait:
@@ -78,10 +82,11 @@ class Workers:
     def output(self) -> str:
         return "\n".join(p.read_text() for p in sorted(self.tmp.glob("worker-*.log")))
 
-    def stop(self) -> None:
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Send ``sig`` to every worker still running and wait for them (SIGKILL after 10 s)."""
         for proc in self.procs:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(sig)
         for proc in self.procs:
             try:
                 proc.wait(timeout=10)

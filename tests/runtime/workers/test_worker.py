@@ -215,3 +215,34 @@ async def test_agentos_worker_help_and_status_without_a_url_say_what_to_do(tmp_p
                              capture_output=True, text=True, timeout=60, env=env)
     assert missing.returncode == 2
     assert "pass --url redis://host:6379/0 or set AGENTOS_WORKERS_URL" in missing.stderr
+
+
+async def test_four_workers_under_one_60_rpm_limit_make_60_requests_not_240(
+    db_url: str, workers: Workers, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    for _ in range(4):
+        workers.start(db_url, concurrency=4, env={"AGENTOS_RPM": "60",
+                                                  "AGENTOS_DATA_DIR": str(tmp_path / "w")})
+    kernel = kernel_on(db_url, tmp_path)
+    kernel.configure_pool("llm:test/echo", max_concurrency=200)  # the workers hold the limit
+    try:
+        run = kernel.start_run("rpm")
+        calls = [asyncio.create_task(kernel.llm(run, f"a{i}", "test/echo",
+                                                [{"role": "user", "content": str(i)}]))
+                 for i in range(150)]
+        started = time.monotonic()
+        await asyncio.wait(calls, timeout=3.0)
+        elapsed = time.monotonic() - started
+        answered = [c.result() for c in calls if c.done()]
+        pids = {int(c.content.split()[-1]) for c in answered if c.content}
+        kernel.cancel(run)
+        await asyncio.gather(*calls, return_exceptions=True)
+    finally:
+        workers.stop(signal.SIGKILL)  # they hold syscalls waiting for the bucket: no need
+        await kernel.aclose()
+    # A 60 RPM bucket shared by the four: a burst of 60, then one a second.
+    assert 60 <= len(answered) <= 60 + int(elapsed) + 1, (len(answered), elapsed)
+    assert len(pids) >= 2  # answered by several workers, one limit
