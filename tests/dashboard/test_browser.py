@@ -149,6 +149,14 @@ def test_page_matches_the_run_store_and_follows_a_run_as_it_progresses(
     expect(page.locator("#timeline g.lane[data-agent=watched]")).to_have_count(1)
 
     assert page.evaluate("window.__loaded_once") is True  # updated in place, by events
+    # The energy meter's columns: FLOPs and CO2 cards, and how each number was obtained.
+    expect(page.locator("#totals [data-metric=flops] .label")).to_have_text("FLOPs")
+    expect(page.locator("#totals [data-metric=gco2] .label")).to_have_text("CO2e g")
+    records = kernel.store.syscalls(run.id)
+    for column in ("energy_method", "flops_method"):
+        shown = page.locator(f"#methods [data-method={column}]")
+        for method in {getattr(r, column) for r in records}:
+            expect(shown).to_contain_text(method or "not recorded")
 
     screenshot = tmp_path / "dashboard.png"
     page.screenshot(path=str(screenshot), full_page=True)
