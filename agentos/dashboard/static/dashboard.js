@@ -313,6 +313,8 @@
           }
         }
         document.body.dataset.refreshed = String(Date.now());
+        // Changes during a refresh are read once more, at most ~3 times a second (big runs).
+        if (state.again) await new Promise((resolve) => setTimeout(resolve, 300));
       } while (state.again);
     } catch (error) {
       message(`could not read the dashboard's data: ${error.message}`);
