@@ -694,17 +694,20 @@ def main() -> None:
     if args.out is None:
         name = f"local_llm_{'_'.join(args.only)}.json" if args.only else "local_llm.json"
         args.out = HERE / "results" / name
-    results = [bench_model(m, args.quick, parts, grammars, args.parallel) for m in models]
-    report(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "loadavg_at_end": os.getloadavg()},
-        "quick": args.quick,
-        "parts": parts,
-        "results": results,
-    }  # fmt: skip
-    args.out.write_text(json.dumps(payload, indent=2))
+    results: list[dict[str, Any]] = []
+    for m in models:  # the JSON is rewritten after each model, so a cut-off run keeps the rest
+        results.append(bench_model(m, args.quick, parts, grammars, args.parallel))
+        payload = {
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                        "python": platform.python_version(), "loadavg_at_end": os.getloadavg()},
+            "quick": args.quick,
+            "parts": parts,
+            "complete": len(results) == len(models),
+            "results": results,
+        }  # fmt: skip
+        args.out.write_text(json.dumps(payload, indent=2))
+    report(results)
     console.print(f"wrote {args.out}")
 
 
