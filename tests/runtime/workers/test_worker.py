@@ -234,8 +234,10 @@ async def test_four_workers_under_one_60_rpm_limit_make_60_requests_not_240(
                                                 [{"role": "user", "content": str(i)}]))
                  for i in range(150)]
         started = time.monotonic()
-        await asyncio.wait(calls, timeout=3.0)
-        elapsed = time.monotonic() - started
+        while sum(c.done() for c in calls) < 60 and time.monotonic() - started < 60:
+            await asyncio.sleep(0.05)  # the burst, however slow this machine is
+        await asyncio.sleep(1.0)
+        elapsed = time.monotonic() - started  # longer than the bucket has been in use
         answered = [c.result() for c in calls if c.done()]
         pids = {int(c.content.split()[-1]) for c in answered if c.content}
         kernel.cancel(run)
