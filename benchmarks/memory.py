@@ -427,8 +427,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
+    from agentos.runtime.memory import _lexical
+
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                 "load_avg_start": os.getloadavg()[0]}}
+                                 "load_avg_start": os.getloadavg()[0]},
+                     "lexical_defaults": {"common_fraction": _lexical.COMMON_FRACTION,
+                                          "max_terms": _lexical.MAX_TERMS,
+                                          "max_postings": _lexical.MAX_POSTINGS}}
     with tempfile.TemporaryDirectory(prefix="agentos-membench-") as tmp:
         work = Path(tmp)
         if not args.skip_ingest:

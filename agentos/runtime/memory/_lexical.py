@@ -9,9 +9,12 @@ the server revision the namespace was last brought in step with (:meth:`LexicalI
 A query is not every word of its text OR-ed together: that matches most chunks of a large
 namespace and ranks them all (hundreds of milliseconds at 100k chunks). The query's terms are
 stemmed by the same tokenizer, looked up in the namespace's vocabulary, and only the informative
-ones are kept: terms found in at most ``COMMON_FRACTION`` of the chunks, rarest first, at most
-``MAX_TERMS`` of them, and no more once their postings add up to ``MAX_POSTINGS`` (the rarest one
-always stays). Terms that common carry little BM25 weight anyway (an IDF below log 4).
+ones are kept: terms found in at most ``COMMON_FRACTION`` of the chunks (half: FTS5's BM25 gives
+a term in more than half of them an IDF of 1e-6, so dropping it changes no score), rarest
+first, at most ``MAX_TERMS`` of them, and no more once their postings add up to
+``MAX_POSTINGS`` (the rarest one always stays). The postings cap is what bounds the time of a
+search in a large namespace; it drops terms that do carry some weight (in 100k chunks, terms in
+more than a few thousand), so it trades a little ranking for speed only there.
 FTS5 counts a term's documents by reading its postings, so the counts of common terms (in at
 least ``_CACHE_FROM`` chunks) are cached per process and namespace, and dropped once the
 namespace's size has changed by more than a tenth; rarer terms are counted afresh every time.
@@ -31,7 +34,7 @@ from pathlib import Path
 
 __all__ = ["COMMON_FRACTION", "MAX_POSTINGS", "MAX_TERMS", "LexicalIndex", "text_hash"]
 
-COMMON_FRACTION = 0.2
+COMMON_FRACTION = 0.5
 MAX_TERMS = 12
 MAX_POSTINGS = 20_000
 _CACHE_FROM = 500
