@@ -102,7 +102,7 @@ class Settings(BaseModel):
         "WORLD (Ember 2023 figures shipped with agentos)"))
     carbon_intensity: float | None = Field(None, ge=0, description=(
         "your own gCO2e/kWh, which wins over carbon_region"))
-    local_speculative: Literal["off", "ngram", "draft"] = Field("off", description=(
+    local_speculative: Literal["off", "ngram", "draft"] = Field("ngram", description=(
         "speculative decoding for local models: off, ngram (drafts from n-grams already in the "
         "context) or draft (the packaged qwen2.5-coder-0.5b drafts)"))
     local_n_ctx: int | None = Field(None, ge=256, description=(

@@ -106,9 +106,11 @@ def test_parameters_for_speculation_kv_type_and_prompt_cache(tmp_path: Path) -> 
     draft = write_gguf(tmp_path / "d.gguf", layers=24, embd=896, heads=14)
     kinds = xl.common_speculative_type
 
-    plain = build_params(model, EngineConfig(n_ctx=2048, n_parallel=2))
+    plain = build_params(model, EngineConfig(n_ctx=2048, n_parallel=2, speculative="off"))
     assert plain.n_ctx == 4096 and plain.cache_prompt and plain.cache_ram_mib == 1024
     assert list(plain.speculative.types) == [kinds.COMMON_SPECULATIVE_TYPE_NONE]
+    default = build_params(model, EngineConfig(n_ctx=2048))
+    assert list(default.speculative.types) == [kinds.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE]
 
     ngram = build_params(model, EngineConfig(n_ctx=2048, speculative="ngram", draft_max=12))
     assert list(ngram.speculative.types) == [kinds.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE]

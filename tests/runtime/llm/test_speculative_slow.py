@@ -33,7 +33,8 @@ def _greedy(engine: LocalEngine, prompt: str) -> tuple[str, int]:
 def plain_outputs() -> Iterator[list[str]]:
     install(TARGET, progress=False)
     install(DRAFT, progress=False)
-    engine = LocalEngine(TARGET, EngineConfig(n_ctx=2048, n_parallel=1, cache_ram_mib=0))
+    engine = LocalEngine(TARGET, EngineConfig(n_ctx=2048, n_parallel=1, cache_ram_mib=0,
+                                              speculative="off"))
     try:
         yield [_greedy(engine, p)[0] for p in PROMPTS]
     finally:
