@@ -511,6 +511,7 @@ def worker_rows(counts: list[int], agents_10k: int) -> dict[str, object]:
                         return elapsed
 
                     wall = asyncio.run(many())
+                    time.sleep(1.5)  # the workers' heartbeats (every second) catch up
                     done = sum(int(__import__("json").loads(b)["done"]) for b in
                                redis.Redis.from_url(url).hvals("agentos:workers"))
                 finally:
@@ -518,7 +519,7 @@ def worker_rows(counts: list[int], agents_10k: int) -> dict[str, object]:
                 out["many_agents"] = {"agents": agents_10k, "workers": 4, "wall_s": wall,
                                       "per_syscall_us": wall / agents_10k * 1e6,
                                       "syscalls_per_s": agents_10k / wall,
-                                      "done_by_workers_at_end": done}
+                                      "done_by_workers": done}  # 1 more: the warm-up call
         finally:
             server.stop()
     return out
