@@ -15,10 +15,10 @@ a host-memory prompt cache (``cache_ram_mib``), from which any slot restores a m
 Speculative decoding (``speculative``): ``"ngram"`` (the default) drafts from n-grams already in
 the context (prompt lookup: edits that copy code), ``"draft"`` drafts with a smaller model of the
 same tokenizer (by default the packaged 0.5B for the 1.5B). The model verifies every drafted
-token, but llama.cpp evaluates a batch of drafted tokens with other CPU kernels than one token, so
-a near-tie can tip the other way: greedy outputs are not guaranteed to be plain decoding's. In the
+token, but greedy outputs are not guaranteed to be plain decoding's (llama.cpp evaluates a batch
+of drafted tokens with other CPU kernels than a single token, so a near-tie can tip). In the
 benchmark's 8 greedy runs n-gram outputs were identical to plain decoding's; with the 0.5B draft
-model 1 of 4 was.
+model 1 of 4 was (the cause of that gap is not established).
 
 With ``tools`` a request is decoded under a JSON schema (a llama.cpp grammar) that allows exactly
 one call of a known tool (or, with ``parallel_tool_calls=True``, a list of calls), or
