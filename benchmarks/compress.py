@@ -8,6 +8,7 @@ from :func:`~agentos.tools.compress.pipeline.sentiment_classifier`, seed 0, max 
     mag50_oneshot         50 % unstructured magnitude, one shot, no recovery
     wanda50_oneshot       50 % unstructured Wanda (per output row), one shot, no recovery
     mag50_gradual_kd      50 % magnitude, cubic schedule during RECOVER_STEPS of distillation
+    mag50_gradual_kd_150  the same with 150 recovery steps
     wanda24_kd            2:4 Wanda, one shot, then RECOVER_STEPS of distillation
     mag80_gradual_kd      80 % magnitude, cubic schedule, distillation
     rigl80_kd             80 % unstructured with RigL prune-and-regrow during distillation
@@ -56,6 +57,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "mag50_oneshot": {"prune": {"method": "magnitude", "pattern": "unstructured", "sparsity": 0.5}},
     "wanda50_oneshot": {"prune": {"method": "wanda", "pattern": "unstructured", "sparsity": 0.5}},
     "mag50_gradual_kd": {"prune": {"method": "magnitude", "pattern": "unstructured", "sparsity": 0.5, "schedule": "cubic"}, "recover": KD},
+    "mag50_gradual_kd_150": {"prune": {"method": "magnitude", "pattern": "unstructured", "sparsity": 0.5, "schedule": "cubic"},
+                             "recover": {**KD, "steps": 150}},
     "wanda24_kd": {"prune": {"method": "wanda", "pattern": "2:4", "sparsity": 0.5}, "recover": KD},
     "mag80_gradual_kd": {"prune": {"method": "magnitude", "pattern": "unstructured", "sparsity": 0.8, "schedule": "cubic"}, "recover": KD},
     "rigl80_kd": {"prune": {"method": "magnitude", "pattern": "rigl", "sparsity": 0.8}, "recover": KD},
