@@ -9,9 +9,9 @@ Leases. A syscall taken is pending for this worker; its lease (the bus's ``ack_t
 renewed every ``lease / 3`` seconds while it runs. A worker that dies stops renewing, and after
 the lease another worker's fetch takes the syscall over (``XAUTOCLAIM``). The journal
 (`agentos.runtime.workers._protocol.Journal`) makes it complete once: a syscall already done is
-answered from the journal, not run again. A syscall delivered more than ``attempts`` times (its
-workers kept dying) is poison: it is answered with an error and moved to the dead-letter topic
-``syscalls.<kind>.dead``. Topics are bounded by backpressure, never by trimming pending entries.
+answered from the journal, not run again. A syscall delivered more than ``attempts`` times that
+the journal does not show finished (its workers kept dying) is poison: it is answered with an
+error and moved to the dead-letter topic ``syscalls.<kind>.dead``. Topics are bounded by backpressure, never by trimming pending entries.
 """
 
 from __future__ import annotations
@@ -277,7 +277,14 @@ class Worker:
         key = str(request.get("key") or message.id)
         renewer = asyncio.get_running_loop().create_task(self._renew(message, key))
         try:
-            if message.delivery_count > self.config.attempts:
+            state, reply = await self.journal.begin(key, self.id, self.config.lease)
+            while state == "busy":  # the same key sent again while another worker runs it
+                await asyncio.sleep(0.1)
+                state, reply = await self.journal.begin(key, self.id, self.config.lease)
+            if state == "done":  # finished before (its worker died before replying or acking)
+                assert reply is not None
+                self.counts["replayed"] += 1
+            elif message.delivery_count > self.config.attempts:
                 reply = {"ok": False, "worker": self.id, "error": {
                     "type": "SyscallPoisoned", "transient": False, "status": None,
                     "message": (f"the {request.get('kind')} syscall on "
@@ -290,13 +297,6 @@ class Worker:
                 await self.bus.nack(message, reason="poison: workers died running it")
                 self.counts["poisoned"] += 1
                 return
-            state, reply = await self.journal.begin(key, self.id, self.config.lease)
-            while state == "busy":  # the same key sent again while another worker runs it
-                await asyncio.sleep(0.1)
-                state, reply = await self.journal.begin(key, self.id, self.config.lease)
-            if state == "done":
-                assert reply is not None
-                self.counts["replayed"] += 1
             else:
                 reply = await self._execute(request)
                 await self.journal.finish(key, reply, self.id)
