@@ -1,6 +1,7 @@
 """Compute kernels for agentos' local ML tools, in plain PyTorch.
 
-Imports only torch. What is here:
+Imports only torch (the energy meter also psutil and nvidia-ml-py, where it uses them). What is
+here:
 
 - :mod:`agentos.kernels.attention`: exact attention (dense reference, blockwise, sliding-window,
   dilated), log-sum-exp partials that merge, and FLOP counts of each kernel.
@@ -10,6 +11,10 @@ Imports only torch. What is here:
 - :mod:`agentos.kernels.sparsity`: pruning masks (unstructured, N:M, structured), importance
   scores (magnitude, Wanda, movement), the cubic schedule and RigL dynamic sparsity.
 - :mod:`agentos.kernels.quant`: int8 dynamic quantization of linears and weight-only int8 / int4.
+- :mod:`agentos.kernels.energy`: the energy meter (RAPL, NVML, or modelled from CPU time), with
+  carbon intensity by region; every figure carries its method and uncertainty.
+- :mod:`agentos.kernels.flops`: FLOPs counted by ``torch.utils.flop_counter``, analytic for the
+  kernels here (attention patterns, ring, MoE), estimated per token for LLMs.
 - :mod:`agentos.kernels.launch`: run a function on local ranks of a real process group (gloo on
   CPU, NCCL on CUDA).
 
