@@ -108,6 +108,7 @@ class Workspace:
         self.last_tests: SandboxResult | None = None
         self.test_runs = 0
         self.changed = True  # a file changed since the last test run
+        self.same_writes = 0  # write_file calls in a row that changed nothing
 
     def path(self, relative: str) -> Path:
         """The absolute path of ``relative``, symlinks resolved.
@@ -172,19 +173,17 @@ class Workspace:
             raise ToolRetry(f"{path!r}: {len(data)} bytes is over the {_MAX_FILE_BYTES} limit")
         if target.is_dir():
             raise ToolRetry(f"{path!r} is a directory")
+        same = target.is_file() and target.read_bytes() == data
+        self.same_writes = self.same_writes + 1 if same else 0
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-        self.changed = True
+        self.changed = self.changed or not same
         wrote = f"wrote {path} ({len(data)} bytes, {content.count(chr(10)) + 1} lines)"
-        if target.suffix == ".py":
-            try:
-                compile(content, path, "exec", dont_inherit=True)
-            except (SyntaxError, ValueError) as error:
-                line = getattr(error, "lineno", None)
-                return (f"{wrote}, but it does not compile: {getattr(error, 'msg', error)}"
-                        + (f" (line {line})" if line else "")
-                        + f"; write {path} again with the error fixed")
-        return wrote
+        if same:
+            wrote = (f"{path} already had exactly this content (written {self.same_writes + 1} "
+                     "times in a row): nothing changed; change what is wrong instead of writing "
+                     "the same again")
+        return wrote + _python_problems(path, content)
 
     def edit_file(self, path: str, search: str, replace: str) -> str:
         target = self.path(path)
@@ -413,6 +412,27 @@ def add_missing_imports(test: str, modules: Mapping[str, str]) -> tuple[str, lis
         lines[-1] += "\n"
     lines[after:after] = [line + "\n" for line in added]
     return "".join(lines), added
+
+
+def _python_problems(path: str, content: str) -> str:
+    """What is wrong with a Python file just written, as the end of the tool's result: a
+    syntax error with its line, or a test file without test functions; "" for anything else."""
+    if not path.endswith(".py"):
+        return ""
+    try:
+        tree = compile(content, path, "exec", flags=ast.PyCF_ONLY_AST, dont_inherit=True)
+    except (SyntaxError, ValueError) as error:
+        line, text = getattr(error, "lineno", None), (getattr(error, "text", None) or "").strip()
+        where = f" (line {line}: `{text[:200]}`)" if line and text else (
+            f" (line {line})" if line else "")
+        return (f", but it does not compile: {getattr(error, 'msg', error)}{where}; write "
+                f"{path} again with that line fixed")
+    if Path(path).name.startswith("test_") and not any(
+            isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and node.name.lower().startswith("test") for node in ast.walk(tree)):
+        return (f"; note: {path} has no test_ function, so pytest runs nothing from it (a test "
+                "is `def test_something():` with asserts that call the code)")
+    return ""
 
 
 def _exception_name(node: ast.expr) -> str | None:

@@ -210,7 +210,27 @@ def test_writing_python_that_does_not_compile_says_where(kernel: Kernel) -> None
     ])
     result = Coder(llm=llm, max_steps=1).run("Write add.", kernel=kernel)
     [write] = [c for s in result.steps for c in s.tool_calls]
-    assert "but it does not compile: unterminated" in write.output and "(line 2)" in write.output
+    assert "but it does not compile: unterminated" in write.output
+    assert "(line 2: `return f'{a}`)" in write.output
+
+
+def test_writing_the_same_content_again_says_nothing_changed(kernel: Kernel) -> None:
+    # The 1.5B rewrote one broken file with identical content 20 times in a row.
+    broken = "def add(a, b):\n    return f'{a}'}\n"
+    llm = ScriptedLLM([call("write_file", path="test_solution.py", content=broken)] * 3)
+    result = Coder(llm=llm, max_steps=3).run("Write add.", kernel=kernel)
+    first, second, third = [c.output for s in result.steps for c in s.tool_calls]
+    assert first.startswith("wrote test_solution.py") and "does not compile" in first
+    assert second.startswith("test_solution.py already had exactly this content (written 2 "
+                             "times in a row): nothing changed")
+    assert "(written 3 times in a row)" in third and "line 2: `return f'{a}'}`" in third
+
+
+def test_a_test_file_without_test_functions_is_pointed_out(kernel: Kernel) -> None:
+    llm = ScriptedLLM([call("write_file", path="test_solution.py", content=BUGGY)])
+    result = Coder(llm=llm, max_steps=1).run("Write add.", kernel=kernel)
+    [write] = [c.output for s in result.steps for c in s.tool_calls]
+    assert "note: test_solution.py has no test_ function" in write
 
 
 def test_asserting_a_call_equals_an_exception_becomes_pytest_raises_and_passes(
