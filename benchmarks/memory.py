@@ -53,6 +53,7 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -333,8 +334,11 @@ def score_set(memory: Memory, questions: list[dict], diversity: float) -> dict:
     return out
 
 
-def bench_eval(work: Path, server: bool, cache: Path | None, corpus: str,
-               question_files: list[Path], diversity: float) -> dict:
+def bench_eval(work: Path, backend_names: list[str], cache: Path | None, corpus: str,
+               question_files: list[Path], diversity: float,
+               save: Callable[[dict], None] = lambda out: None) -> dict:
+    """Ingest and score on each backend in turn; ``save(out)`` after each one, so a run cut
+    short keeps what it finished."""
     sets = {}
     for path in question_files:
         data = json.loads(path.read_text())
@@ -343,9 +347,11 @@ def bench_eval(work: Path, server: bool, cache: Path | None, corpus: str,
     every = [q for qs in sets.values() for q in qs]
     paths = eval_corpus(every, corpus)
     embedder = CachedEmbedder(SentenceTransformerEmbedder(), cache or work / "eval-cache.sqlite")
-    backends = [("embedded", None)]
+    backends: list[tuple[str, str | None]] = []
     proc = None
-    if server:
+    if "embedded" in backend_names:
+        backends.append(("embedded", None))
+    if "server" in backend_names:
         proc, url = start_chroma(work)
         backends.append(("server", url))
     out: dict = {"corpus": corpus, "exclude": list(DOC_EXCLUDE) if corpus != "subset" else [],
@@ -373,6 +379,7 @@ def bench_eval(work: Path, server: bool, cache: Path | None, corpus: str,
                             for name, qs in sets.items()}
             out["backends"][backend] = result
             memory.close()
+            save(out)
     finally:
         if proc is not None:
             proc.terminate()
@@ -420,12 +427,16 @@ def main() -> None:
     parser.add_argument("--questions", type=Path, nargs="+", default=list(QUESTION_SETS))
     parser.add_argument("--diversity", type=float, default=0.3, help="MMR's, for hybrid_mmr")
     parser.add_argument("--server", action="store_true", help="also evaluate on a Chroma server")
+    parser.add_argument("--server-only", action="store_true",
+                        help="evaluate on a Chroma server only (not the embedded store)")
     parser.add_argument("--embedding-cache", type=Path, help="embedding cache for --eval (reused)")
     parser.add_argument("--researcher", type=int, default=0, metavar="N",
                         help="with --eval: run the Researcher on the first N questions")
     parser.add_argument("--model", default="local/qwen2.5-coder-1.5b", help="for --researcher")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.out.is_dir():
+        args.out = args.out / RESULTS.name
 
     from agentos.runtime.memory import _lexical
 
@@ -471,8 +482,13 @@ def main() -> None:
                 console.print(f"  {size:,} chunks done")
             console.print(table)
         if args.eval:
-            ev = bench_eval(work, args.server, args.embedding_cache, args.eval_corpus,
-                            args.questions, args.diversity)
+            def save(partial: dict) -> None:
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps({**results, "eval": partial}, indent=2))
+
+            names = ["server"] if args.server_only else ["embedded", *(["server"] if args.server else [])]
+            ev = bench_eval(work, names, args.embedding_cache, args.eval_corpus,
+                            args.questions, args.diversity, save)
             results["eval"] = ev
             for backend, r in ev["backends"].items():
                 for name, scored in r["sets"].items():
@@ -509,8 +525,6 @@ def main() -> None:
     results["machine"]["load_avg_end"] = os.getloadavg()[0]
     results["peak_rss_mib"] = peak_rss_mib()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    if args.out.is_dir():
-        args.out = args.out / RESULTS.name
     args.out.write_text(json.dumps(results, indent=2))
     console.print(f"wrote {args.out}")
 
