@@ -630,7 +630,7 @@ def report_speculative(results: list[dict[str, Any]]) -> None:
 
 def report_prefix(results: list[dict[str, Any]]) -> None:
     table = Table(title="prefix cache: time to first token with a shared system prompt + tool "
-                        "schemas (LocalEngine, 2 slots, median)")
+                        "schemas (LocalEngine, 2 slots, upper median of the repetitions)")
     for col in ("model", "prompt tokens", "request", "TTFT s", "vs cold"):
         table.add_column(col, justify="left" if col in ("model", "request") else "right")
     for r in results:
