@@ -502,7 +502,9 @@ def bench_model(model: str, quick: bool, parts: list[str], grammars: list[bool],
     slots = 4 if "speed" in parts else 1
     path = install(model, progress=True)
     console.print(f"[bold]{model}[/]: loading ({slots} slots × {n_ctx} tokens)…")
-    engine = get_engine(model, EngineConfig(n_ctx=n_ctx, n_parallel=slots))
+    # Speculation off: the speed part compares with raw xllamacpp's plain decoding, and the tool
+    # cases keep the decoding they were first measured with (``--only spec`` measures drafting).
+    engine = get_engine(model, EngineConfig(n_ctx=n_ctx, n_parallel=slots, speculative="off"))
     try:
         if "speed" in parts:
             result.update(bench_speed(model, engine, path, n_ctx, quick))
