@@ -1,0 +1,9 @@
+def kivu_days(year: int) -> int:
+    if year < 1:
+        raise ValueError
+    if year % 5 == 0 and year % 40 != 0:
+        return 371
+    elif year % 200 == 0:
+        return 371
+    else:
+        return 364
