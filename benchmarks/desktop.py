@@ -139,7 +139,8 @@ class _Logged:
 
 def run_task(task: Task, model: str, max_steps: int, data: Path,
              log: TextIO | None = None, accessibility: bool = True) -> dict[str, object]:
-    folder = Path(tempfile.mkdtemp(prefix=f"agentos-bench-{task.name}-"))
+    safe = re.sub(r"[^A-Za-z0-9+._-]", "_", task.name)  # "calc-144/16" is not a file name
+    folder = Path(tempfile.mkdtemp(prefix=f"agentos-bench-{safe}-"))
     kernel = Kernel(load_settings(data_dir=str(data)))
     llm: Any = model if log is None else _Logged(kernel.llm_for(model), log, task.name)
     agent = Desktop(llm=llm, confirm=lambda *_: True, kernel=kernel, max_steps=max_steps,
@@ -188,7 +189,8 @@ def main() -> None:
         unknown = set(args.only) - {t.name for t in TASKS}
         if unknown:
             parser.error(f"unknown task(s) {', '.join(sorted(unknown))}")
-        tasks = [t for t in tasks if t.name in args.only]
+        by_name = {t.name: t for t in tasks}
+        tasks = [by_name[name] for name in args.only if name in by_name]  # in the order given
     log = open(args.log, "w") if args.log else None  # noqa: SIM115 (closed at exit)
     data = Path(tempfile.mkdtemp(prefix="agentos-bench-desktop-"))
     console = Console()

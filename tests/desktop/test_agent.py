@@ -573,3 +573,17 @@ def test_an_answer_that_copies_a_refusal_is_sent_back_once(kernel: Kernel) -> No
     # four completions in three LLM syscalls: the retry is part of the turn it corrects
     assert len(llm.calls) == 4
     assert len([s for s in kernel.store.syscalls(result.run_id) if s.kind == "llm"]) == 3
+
+
+def test_the_done_tool_ends_the_run_with_its_answer_once_something_was_done(
+    kernel: Kernel, display: VirtualDisplay,
+) -> None:
+    llm = ScriptedLLM([call("done", answer="408"),  # nothing done yet: not accepted
+                       call("launch", program="galculator"), call("type_text", text="12*34="),
+                       call("done", answer="408"), "never asked"])
+    agent = Desktop(llm=llm, confirm=_yes, kernel=kernel, display=display)
+    result = agent.run("compute 12*34 in galculator")
+    assert result.ok and result.answer == "408"
+    assert len(llm.calls) == 4  # the run ended at the done call
+    assert [a.action for a in result.actions] == ["launch", "type_text"]
+    assert "Not finished: no action has been done" in llm.calls[1][-1]["content"]
