@@ -28,7 +28,7 @@ from functools import cache
 from agentos.desktop.ocr import Box
 from agentos.errors import DesktopUnavailable
 
-__all__ = ["AccessibilityBus", "Accessible", "atspi_unavailable", "read_tree"]
+__all__ = ["AccessibilityBus", "Accessible", "atspi_unavailable", "read_tree", "stop_group"]
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 """The interpreter that has ``pyatspi`` (Debian's ``python3-pyatspi``)."""
@@ -150,15 +150,7 @@ class AccessibilityBus:
     def close(self) -> None:
         """Stop the AT-SPI launcher and the bus (by PID); idempotent."""
         for proc in reversed(self._procs):
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                    proc.wait(3)
-                except ProcessLookupError:
-                    pass
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            stop_group(proc)
             if proc.stdout is not None:
                 proc.stdout.close()
         self._procs.clear()
@@ -183,3 +175,16 @@ def read_tree(env: Mapping[str, str], *, timeout: float = 10.0) -> list[Accessib
     return [Accessible(str(app), str(role), " ".join(str(name).split()),
                        (int(box[0]), int(box[1]), int(box[2]), int(box[3])), bool(focused))
             for app, role, name, box, focused in rows]
+
+
+def stop_group(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    """Stop ``proc``'s process group (SIGTERM, then SIGKILL after 3 s); a no-op once it ended."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(3)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agentos.desktop.actions import Actuator
-from agentos.desktop.atspi import read_tree
+from agentos.desktop.atspi import read_tree, stop_group
 from agentos.desktop.display import Display
 from agentos.desktop.observe import Observation, changes, grab_screen, observe
 from agentos.desktop.safety import Policy, Verdict, normalize_keys
@@ -433,15 +432,7 @@ class DesktopSession:
     def close(self) -> None:
         """Stop every program this session launched (by PID), then the display; idempotent."""
         for _, proc in list(self.launched.values()):
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                    proc.wait(3)
-                except ProcessLookupError:
-                    pass
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            stop_group(proc)
         if not self._closed:
             self._closed = True
             self.actuator.close()
