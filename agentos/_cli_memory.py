@@ -64,8 +64,12 @@ def ingest_command(
     prune: Annotated[bool, typer.Option(help="Delete chunks of files under PATHS that are gone.")] = False,
     exclude: Annotated[Optional[list[str]], typer.Option(
         "--exclude", "-x", help="Glob to leave out (repeatable), e.g. '_static/*'.")] = None,
+    server_wait: Annotated[float, typer.Option(
+        min=0, help="Seconds to wait for a Chroma server that went away (a restart) before "
+                    "giving up; 0 fails at once.")] = 60.0,
 ) -> None:
     """Ingest Markdown, reStructuredText, HTML, text, Python and PDF files (idempotent)."""
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from agentos.runtime.memory.ingest import ingest
@@ -79,8 +83,11 @@ def ingest_command(
         def progress(path: Path, done: int, total: int) -> None:
             bar.update(task, completed=done, total=total, description=path.name)
 
+        def notify(message: str) -> None:
+            _err.print(f"[yellow]waiting:[/] {escape(message)}")
+
         report = ingest(memory, paths, namespace, prune=prune, exclude=exclude or (),
-                        progress=progress)
+                        progress=progress, server_wait=server_wait, notify=notify)
     memory.close()
     for path, reason in report.skipped:
         _err.print(f"[yellow]skipped[/] {path}: {reason}")

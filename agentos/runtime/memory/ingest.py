@@ -8,6 +8,12 @@ Each file's SHA-256 is recorded (in ``index.sqlite``) once *all* of its chunks a
   ingest deletes whatever part of it was written and writes it whole;
 - with ``prune``, recorded files under the given paths that no longer exist lose their chunks.
 
+With a Chroma server, a file whose write fails because the server went away (a restart, a
+crash) is written again, whole, once the server is back: the ingest waits for it, with growing
+pauses, up to ``server_wait`` seconds each time. Rewriting is safe because a file's old chunks
+are deleted before its chunks are written under ids fixed by file and position. When the wait
+runs out, the error says to run the same ingest again, which finishes the rest the same way.
+
 Unsupported, binary, non-UTF-8 or unparsable files are skipped with a reason (in the report),
 never half-ingested.
 """
@@ -15,6 +21,7 @@ never half-ingested.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import sqlite3
 import threading
@@ -23,8 +30,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentos.errors import UserError
-from agentos.runtime.memory.chunking import chunk_file, file_kind
+from agentos.errors import MemoryUnavailable, UserError
+from agentos.runtime.memory.chunking import Chunk, chunk_file, file_kind
 from agentos.runtime.memory.namespaces import GLOBAL, validate_namespace
 from agentos.runtime.memory.store import Memory
 
@@ -131,6 +138,58 @@ def chunk_id(namespace: str, source: str, position: int) -> str:
     return "c-" + hashlib.sha256(f"{namespace}\0{source}\0{position}".encode()).hexdigest()[:32]
 
 
+def _write_file(memory: Memory, records: FileRecords, namespace: str, source: str, sha: str,
+                chunks: list[Chunk]) -> None:
+    """One file's chunks into ``namespace``, then its record."""
+    with memory.lock.held():
+        # Whatever an earlier, interrupted or outdated write of this file left goes first.
+        memory.forget(namespace, filters={"source": source})
+        memory.add_chunks(
+            namespace,
+            [chunk_id(namespace, source, c.position) for c in chunks],
+            [c.text for c in chunks],
+            [{"source": source, "position": c.position, "section": c.section[:500],
+              "kind": "document"} for c in chunks],
+        )
+        records.put(namespace, source, sha, len(chunks))
+
+
+def _prune_file(memory: Memory, records: FileRecords, namespace: str, source: str) -> None:
+    with memory.lock.held():
+        memory.forget(namespace, filters={"source": source})
+        records.delete(namespace, source)
+
+
+def _retrying(memory: Memory, write: Callable[[], None], server_wait: float,
+              notify: Callable[[str], None] | None) -> None:
+    """``write()``; with a Chroma server, again after growing pauses (0.5 s doubling, at most
+    5 s) while it raises `MemoryUnavailable`, until ``server_wait`` seconds have passed since
+    the first failure. The embedded store is never retried (a full disk does not heal itself)."""
+    deadline: float | None = None
+    delay = 0.5
+    while True:
+        try:
+            write()
+            return
+        except MemoryUnavailable as error:
+            if memory.url is None:
+                raise
+            if deadline is None:
+                deadline = time.monotonic() + server_wait
+            if time.monotonic() + delay > deadline:
+                raise MemoryUnavailable(
+                    f"{error} It was not back within {server_wait:.0f} s (--server-wait). "
+                    "Files written whole before then are recorded: once the server is back, run "
+                    "the same ingest again; it skips them and writes the rest whole, adding no "
+                    "duplicates."
+                ) from error
+            if notify is not None:
+                notify(f"{error} Retrying in {delay:.1f} s; giving up {server_wait:.0f} s "
+                       "after the server went away.")
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)
+
+
 def ingest(
     memory: Memory,
     paths: Sequence[str | Path],
@@ -141,6 +200,8 @@ def ingest(
     max_chars: int = 1000,
     overlap: int = 150,
     progress: Callable[[Path, int, int], None] | None = None,
+    server_wait: float = 60.0,
+    notify: Callable[[str], None] | None = None,
 ) -> IngestReport:
     """Ingest files and folders into ``namespace`` (see the module docstring for the rules).
 
@@ -152,11 +213,15 @@ def ingest(
         exclude: glob patterns (matched against the path relative to a folder, and the name).
         max_chars, overlap: chunk size and overlap, in characters.
         progress: called as ``progress(path, done, total)`` after each file.
+        server_wait: with a Chroma server, how many seconds to keep retrying a write after the
+            server went away (0: fail at once).
+        notify: called with a message before each such retry (what failed, when it retries).
 
     Raises:
         UserError: bad namespace or no paths.
-        MemoryUnavailable: the store failed (e.g. the disk filled); files not finished are not
-            recorded, so running the same ingest again completes them.
+        MemoryUnavailable: the store failed (the disk filled, or the Chroma server stayed away
+            longer than ``server_wait``); files not finished are not recorded, so running the
+            same ingest again completes them without duplicates.
     """
     validate_namespace(namespace)
     if not paths:
@@ -185,17 +250,8 @@ def ingest(
                     progress(path, done, len(files))
             texts = [c.text for c in chunks]
             memory.embedder.embed(texts)  # outside the write lock; add_chunks finds them cached
-            with memory.lock.held():
-                # Whatever an earlier, interrupted or outdated ingest left of this file goes first.
-                memory.forget(namespace, filters={"source": source})
-                memory.add_chunks(
-                    namespace,
-                    [chunk_id(namespace, source, c.position) for c in chunks],
-                    texts,
-                    [{"source": source, "position": c.position, "section": c.section[:500],
-                      "kind": "document"} for c in chunks],
-                )
-                records.put(namespace, source, sha, len(chunks))
+            _retrying(memory, functools.partial(_write_file, memory, records, namespace, source,
+                                                sha, chunks), server_wait, notify)
             report.chunks += len(chunks)
             if previous is None:
                 report.added += 1
@@ -206,9 +262,8 @@ def ingest(
                 path = Path(source)
                 under = any(path == root or root in path.parents for root in roots)
                 if under and not path.exists():
-                    with memory.lock.held():
-                        memory.forget(namespace, filters={"source": source})
-                        records.delete(namespace, source)
+                    _retrying(memory, functools.partial(_prune_file, memory, records, namespace,
+                                                        source), server_wait, notify)
                     report.pruned += 1
     finally:
         records.close()

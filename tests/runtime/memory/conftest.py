@@ -56,6 +56,13 @@ class ChromaServer:
                     pytest.fail(f"chroma run did not start:\n{tail}", pytrace=False)
                 time.sleep(0.05)
 
+    def kill(self) -> None:
+        """SIGKILL by PID (no shutdown of any kind), and wait until the process is gone."""
+        proc, self.proc = self.proc, None
+        assert proc is not None and proc.poll() is None, "the server is not running"
+        proc.kill()
+        proc.wait(timeout=10)
+
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:

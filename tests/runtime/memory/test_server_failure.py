@@ -1,5 +1,7 @@
-"""A Chroma server that dies mid-ingest: a clear error that says what to start, nothing recorded
-as done that was not written, and once the server is back the same ingest completes it."""
+"""A Chroma server that dies mid-ingest, with no wait for it (``server_wait=0``): a clear error
+that says what to start and to run the same ingest again, nothing recorded as done that was not
+written, and once the server is back the same ingest completes it. (Waiting for a restarted
+server is test_server_restart.py.)"""
 
 from __future__ import annotations
 
@@ -44,10 +46,12 @@ def test_a_server_killed_mid_ingest_gives_a_clear_error_and_the_rerun_completes(
                 server.stop()
 
         with pytest.raises(MemoryUnavailable) as failed:
-            ingest(memory, [corpus], progress=kill_at_third)
+            ingest(memory, [corpus], progress=kill_at_third, server_wait=0)
         message = str(failed.value)
         assert f"Chroma server at {server.url} cannot be reached" in message
         assert "chroma run" in message
+        assert "not back within 0 s (--server-wait)" in message
+        assert "run the same ingest again" in message
         records = FileRecords(memory.path / "index.sqlite")
         assert len(records.paths("global")) == 2  # the two files written whole, no more
         records.close()
