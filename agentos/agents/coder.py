@@ -18,6 +18,15 @@ that call ``f`` without importing it, then cannot read the ``NameError``), and r
 When the LLM says it is done, the Coder runs the tests itself; if they fail (or there are none)
 it tells the LLM so and the loop goes on, until they pass or the step or budget limit ends it.
 The result holds the files, the last test output and a summary either way.
+
+Two edit formats. ``"tools"`` (the default): the LLM calls the six tools itself, in one growing
+conversation. ``"whole"`` (for small local models, as Aider's "whole" format): the LLM is offered
+no tools; it replies with every file it writes as a fenced code block under the file's name, the
+Coder writes them (``write_file`` syscalls) and runs the tests (``run_tests``), and each next
+turn is a fresh, short prompt (the task, the files as they are, pytest's failures) instead of
+the whole history. Code in a Markdown block is what code models write best; inside a tool call's
+JSON string they must escape every quote and newline, and the re-sent history grows with every
+turn.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentos.agents.base import Agent, AgentResult, Step
+from agentos.agents.base import Agent, AgentResult, Step, ToolOutcome
 from agentos.errors import BudgetExceeded, Cancelled, ToolFailed, ToolRetry, UserError
 from agentos.runtime.registry import ToolRegistry
 from agentos.runtime.tool import Tool, tool
@@ -43,7 +52,10 @@ if TYPE_CHECKING:
     from agentos.runtime.scheduler import Budget
     from agentos.sandbox import IsolationMode, Limits, SandboxResult
 
-__all__ = ["Coder", "CoderResult", "Workspace", "add_missing_imports", "raises_for_exception_asserts"]
+__all__ = [
+    "Coder", "CoderResult", "Workspace", "add_missing_imports", "expectation_notes",
+    "file_blocks", "raises_for_exception_asserts",
+]
 
 _MAX_FILE_BYTES = 1_000_000
 _MAX_READ_CHARS = 20_000
@@ -62,6 +74,38 @@ task gives no tests, write them first, from the task's examples. Test that a cal
 After each change run run_tests, read the failures, fix the code and run the tests again. When \
 all tests pass, answer with a one-paragraph summary of what you built.
 Code runs in a sandbox ({isolation})."""
+
+_WHOLE_INSTRUCTIONS = """\
+You write Python code and its pytest tests. Reply with the complete content of every file you \
+write, each file in its own fenced code block, with the file's name alone on the line before the \
+block, like this:
+
+solution.py
+```python
+<the whole content of solution.py>
+```
+
+test_solution.py
+```python
+<the whole content of test_solution.py>
+```
+
+Use the names the task gives (files, functions, arguments). Test files are named test_*.py and \
+import the code they test (from solution import ...). Test a call that must raise with \
+`with pytest.raises(ValueError):` (import pytest). The Coder writes your files and runs pytest in \
+a sandbox ({isolation}), then shows you the result."""
+
+_WHOLE_FIRST = """\
+
+Reply with the files (each under its name, in a fenced block). The tests use the examples the \
+task and its sources give, with their expected values copied exactly, and the error cases they \
+name; do not make up an expected value you cannot check against them."""
+
+_WHOLE_FIX = """\
+Each failure is either a bug in the code or a wrong expected value in a test. The task and its \
+sources are the authority: check every failing test's expected value against them. Fix the code \
+where the code is wrong; fix or delete a test whose expected value does not follow from the \
+sources. Reply with the complete corrected files (each under its name, in a fenced block)."""
 
 
 @dataclass(slots=True)
@@ -507,6 +551,10 @@ class Coder(Agent):
         first_action: the tool each round's first LLM turn must call (``"write_file"``: the
             round starts by writing code or tests), ``"any"`` for any tool, or None for a free
             first turn. Small local models otherwise answer in prose or rerun tests at once.
+            (``"tools"`` format only.)
+        edit_format: ``"tools"`` (the LLM calls the workspace tools) or ``"whole"`` (the LLM
+            replies with whole files in fenced blocks, each turn a fresh prompt with the files
+            and the last failures; see the module's docstring).
 
     ``max_steps`` counts LLM turns over all rounds (default 30).
     """
@@ -525,6 +573,7 @@ class Coder(Agent):
         isolation: IsolationMode = "bwrap",
         max_rounds: int = 3,
         first_action: str | None = "write_file",
+        edit_format: str = "tools",
         on_step: Callable[[Step], None] | None = None,
         **agent_args: Any,
     ) -> None:
@@ -535,8 +584,11 @@ class Coder(Agent):
                             "'rlimits-only'")
         self.limits = limits
         self.isolation: IsolationMode = isolation
+        if edit_format not in ("tools", "whole"):
+            raise UserError(f"unknown edit format {edit_format!r}; use 'tools' or 'whole'")
         self.max_rounds = max_rounds
         self.first_action = first_action
+        self.edit_format = edit_format
 
     def run(  # type: ignore[override]
         self, task: str, *, kernel: Kernel | None = None, files: Mapping[str, str] | None = None
@@ -587,8 +639,11 @@ class Coder(Agent):
         ws_tools = workspace.tools()
         registry = ToolRegistry(ws_tools)
         try:
-            result = await self._rounds(task, kernel, run, workspace, ws_tools, registry, files,
-                                        history)
+            if self.edit_format == "whole":
+                result = await self._whole(task, kernel, run, workspace, registry, files)
+            else:
+                result = await self._rounds(task, kernel, run, workspace, ws_tools, registry,
+                                            files, history)
         except BaseException as exc:
             if owns_run:
                 kernel.end_run(run, "failed", None, f"{type(exc).__name__}: {exc}")
@@ -644,6 +699,98 @@ class Coder(Agent):
             status, error = "failed", str(exc)
         return self._result(workspace, steps, answer, status, error, run.id)
 
+    async def _whole(
+        self, task: str, kernel: Kernel, run: Run, workspace: Workspace, registry: ToolRegistry,
+        files: Mapping[str, str] | None,
+    ) -> CoderResult:
+        """The ``"whole"`` loop: each turn a fresh prompt (task, files, last failures), a reply
+        of whole files, written and tested as syscalls, until the tests pass or the turns end."""
+        steps: list[Step] = []
+        answer: str | None = None
+        status, error = "max_steps", None
+        max_steps = self.max_steps or kernel.settings.max_steps
+        model = self.llm if self.llm is not None else kernel.settings.model
+        system = (self.system_prompt(ToolRegistry()) + "\n\n"
+                  + _WHOLE_INSTRUCTIONS.format(isolation=self._isolation_words()))
+        names = _named_files(task, files)
+        notes: list[str] = []
+        previous: dict[str, str] | None = None
+        without_files = 0
+        try:
+            for path, content in (files or {}).items():
+                await kernel.call_tool(run, self.name, "write_file",
+                                       {"path": path, "content": content}, registry=registry)
+            for turn in range(max_steps):
+                prompt = _whole_prompt(task, workspace, notes, first=turn == 0 and not files)
+                params = {"max_tokens": 1500, **self.llm_params}
+                if previous is not None and notes and _REPEATED in notes[0]:
+                    params["temperature"] = max(0.7, float(params.get("temperature") or 0.0))
+                completion = await kernel.llm(
+                    run, self.name, model,
+                    [{"role": "system", "content": system}, {"role": "user", "content": prompt}],
+                    None, fallbacks=self.fallbacks, priority=self.priority, weight=self.weight,
+                    **params)
+                content = completion.content or ""
+                step = Step(len(steps), content)
+                steps.append(step)
+                blocks, notes = file_blocks(content, names)
+                if not blocks:  # prose only: an answer, or a question (the crew reads it)
+                    self._notify(step)
+                    answer = content or answer
+                    without_files += 1
+                    if without_files == 2:
+                        status, error = "tests_failed", "the LLM replied twice without files"
+                        break
+                    notes = [_NO_FILES, *notes]
+                    continue
+                without_files = 0
+                repeated = previous == blocks
+                previous = blocks
+                for path, text in blocks.items():
+                    try:
+                        output = await kernel.call_tool(run, self.name, "write_file",
+                                                        {"path": path, "content": text},
+                                                        registry=registry)
+                        step.tool_calls.append(ToolOutcome("write_file", {"path": path},
+                                                           str(output), True))
+                        if "does not compile" in str(output) or "note:" in str(output):
+                            notes.append(str(output))
+                    except ToolRetry as exc:
+                        step.tool_calls.append(ToolOutcome("write_file", {"path": path},
+                                                           f"Error: {exc}", False))
+                        notes.append(f"{path} was not written: {exc}")
+                tests = await kernel.call_tool(run, self.name, "run_tests", {}, registry=registry)
+                step.tool_calls.append(ToolOutcome("run_tests", {}, _render_brief(tests), True))
+                self._notify(step)
+                if _passed(workspace):
+                    answer = _prose(content) or "The tests pass."
+                    status, error = "succeeded", None
+                    break
+                if isinstance(tests, Mapping) and tests.get("repaired"):
+                    notes.append("Repaired before the run: " + str(tests["repaired"]))
+                notes += expectation_notes(workspace, task)
+                if repeated:
+                    notes.insert(0, _REPEATED)
+                status, error = "tests_failed", "the tests do not pass"
+            else:
+                if status != "tests_failed":
+                    status = "max_steps"
+                error = (f"the tests still fail after max_steps={max_steps} LLM turns"
+                         if status == "tests_failed" else
+                         f"stopped after max_steps={max_steps} LLM turns")
+        except BudgetExceeded as exc:
+            status, error = "budget_exceeded", str(exc)
+        except Cancelled as exc:
+            status, error = "cancelled", str(exc)
+        except (ToolFailed, ToolRetry) as exc:  # seeding files failed
+            status, error = "failed", str(exc)
+        return self._result(workspace, steps, answer, status, error, run.id)
+
+    def _isolation_words(self) -> str:
+        return ("bubblewrap: no network, only the workspace is writable"
+                if self.isolation == "bwrap" else
+                "WEAK ISOLATION, rlimits-only: the code runs as the agentos user")
+
     def _agent(self, ws_tools: list[Tool], max_steps: int, params: dict[str, Any]) -> Agent:
         return Agent(
             self.name, role=self.role, goal=self.goal, llm=self.llm,
@@ -680,10 +827,7 @@ class Coder(Agent):
         return steps + result.steps, result.answer, result.status, result.error
 
     def _instructions(self) -> str:
-        isolation = ("bubblewrap: no network, only the workspace is writable"
-                     if self.isolation == "bwrap" else
-                     "WEAK ISOLATION, rlimits-only: the code runs as the agentos user")
-        base = _INSTRUCTIONS.format(isolation=isolation)
+        base = _INSTRUCTIONS.format(isolation=self._isolation_words())
         return base + ("\n" + self.instructions if self.instructions else "")
 
     def _result(
@@ -702,6 +846,176 @@ class Coder(Agent):
         return CoderResult(answer, status, steps, {}, run_id, error, workspace=workspace.root,
                            files=files, tests_passed=passed, test_output=output,
                            test_runs=workspace.test_runs, summary=summary)
+
+
+_FENCE = re.compile(r"^```[ \t]*([\w+-]*)[^\n]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
+_FILE_NAME = re.compile(r"(/?[\w.][\w./-]*\.[A-Za-z0-9]+)")
+_OPEN_FENCE = re.compile(r"^```[ \t]*([\w+-]*)[^\n]*\n(.*)\Z", re.DOTALL | re.MULTILINE)
+_NOT_FILES = {"bash", "sh", "shell", "console", "text", "txt", "output", "plaintext"}
+_REPEATED = ("Your last reply gave exactly the files that were already there, so the tests "
+             "failed the same way: change what is wrong this time.")
+_NO_FILES = ("Your last reply had no file in it. Reply with the files, each under its name in a "
+             "fenced block.")
+_PROMPT_FILE_CHARS = 6000  # of each file, in a "whole" prompt
+
+
+def file_blocks(reply: str, names: Sequence[str] = ("solution.py", "test_solution.py")
+                ) -> tuple[dict[str, str], list[str]]:
+    """The files in an LLM's reply (relative path -> content) and notes on what was skipped.
+
+    A file is a fenced code block. Its name is the last line before the block when that line
+    names a file (``solution.py``, ``**test_solution.py**``, ``### File: solution.py``), else a
+    first line like ``# solution.py`` or ``# file: solution.py`` inside it. A block with no name
+    is a test file when it defines a ``test_`` function, else code; it gets the first test
+    file, or the first other file, of ``names`` (the files the task names). Blocks of shell
+    commands or program output are not files; a last block the reply ends inside (cut off at
+    the token limit) is kept. Pure: no I/O."""
+    tests = [n for n in names if Path(n).name.startswith("test_")] or ["test_solution.py"]
+    code = [n for n in names if not Path(n).name.startswith("test_")] or ["solution.py"]
+    files: dict[str, str] = {}
+    notes: list[str] = []
+    matches: list[re.Match[str]] = list(_FENCE.finditer(reply))
+    end = matches[-1].end() if matches else 0
+    unclosed = _OPEN_FENCE.search(reply, end)  # a reply cut off inside its last block
+    if unclosed is not None:
+        matches.append(unclosed)
+    for match in matches:
+        language, body = match.group(1).lower(), match.group(2)
+        before = reply[:match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        name = _name_in(before)
+        first = body.split("\n", 1)[0].strip()
+        if name is None and first.startswith(("#", "//")):
+            name = _name_in(first.lstrip("#/ ").removeprefix("file:").removeprefix("File:"))
+        if name is None:
+            if language in _NOT_FILES:
+                continue
+            name = tests[0] if re.search(r"^\s*def test_", body, re.M) else code[0]
+        if name in files:
+            notes.append(f"your reply had two blocks for {name}; the first was used")
+            continue
+        files[name] = body
+    return files, notes
+
+
+def _name_in(line: str) -> str | None:
+    """The file name a line (before a block, or a comment) gives, or None."""
+    words = line.strip().strip("#*`:>- \t").replace("`", " ").replace("*", " ").split()
+    if not words or len(words) > 4:
+        return None
+    candidates = [w.strip(":,()") for w in words if _FILE_NAME.fullmatch(w.strip(":,()"))]
+    return candidates[-1] if candidates else None
+
+
+def _named_files(task: str, files: Mapping[str, str] | None) -> list[str]:
+    """The files a task names (``solution.py``, ``test_solution.py``...), given files first."""
+    named = list(files or {})
+    named += re.findall(r"\b([A-Za-z_][\w/]*\.py)\b", task)
+    return list(dict.fromkeys(named))
+
+
+def _whole_prompt(task: str, workspace: Workspace, notes: Sequence[str], *, first: bool) -> str:
+    """A "whole" turn's prompt: the task; then the files and the last test run, if any."""
+    if first:
+        return task + "\n" + _WHOLE_FIRST
+    parts = [task, "", "## The files now", ""]
+    for path, text in workspace.files().items():
+        shown = text if len(text) <= _PROMPT_FILE_CHARS else text[:_PROMPT_FILE_CHARS] + "\n..."
+        parts += [path, f"```python\n{shown.rstrip()}\n```", ""]
+    last = workspace.last_tests
+    if last is not None:
+        output = (last.stdout + last.stderr).strip()
+        if len(output) > _TOOL_TAIL_CHARS:
+            output = "..." + output[-_TOOL_TAIL_CHARS:]
+        parts += [f"## pytest (exit code {last.returncode})", "", output, ""]
+    parts += [*notes, "", _WHOLE_FIX if last is not None and last.returncode not in (0, 5) else
+              "Reply with the files (each under its name, in a fenced block)."]
+    return "\n".join(parts).strip()
+
+
+def _prose(reply: str) -> str:
+    """The reply without its code blocks and their name lines: what the LLM said about them."""
+    lines = [line for line in _FENCE.sub("", reply).splitlines()
+             if not line.strip() or _name_in(line) is None]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _render_brief(result: Any) -> str:
+    return json.dumps(result, default=str) if isinstance(result, Mapping) else str(result)
+
+
+_FAILED_AT = re.compile(r"^([\w./-]*test_[\w.-]*\.py):(\d+): in (test_\w+)", re.M)
+
+
+def expectation_notes(workspace: Workspace, task: str) -> list[str]:
+    """For each failing ``assert <call> == <constant>`` of the last test run: whether the task
+    (with its sources) states the expected constant. A small model computes the expected values
+    of its own tests and gets them wrong as often as its code; a value the sources never state
+    is flagged as the model's own, so the LLM checks the test rather than breaking correct code,
+    and a value the sources do state is confirmed. Reads the test files; empty when no failure
+    is an equality with a constant."""
+    last = workspace.last_tests
+    if last is None or last.returncode in (0, 5):
+        return []
+    output = last.stdout + last.stderr
+    notes: list[str] = []
+    for match in _FAILED_AT.finditer(output):
+        path, line = match.group(1), int(match.group(2))
+        try:
+            tree = ast.parse(workspace.path(path).read_text())
+        except (SyntaxError, OSError, UnicodeDecodeError, ToolRetry):
+            continue
+        expected = _expected_constant(tree, line)
+        if expected is None:
+            continue
+        shown = repr(expected)
+        said = next((text.strip() for text in output[match.end():].split("\n")[:6]
+                     if text.strip().startswith("E ")), "")
+        where = f"{path}:{line}"
+        if _stated(expected, task):
+            notes.append(f"{where} expects {shown}, which the task or its sources state: the "
+                         f"code must produce it ({said[1:].strip()}).")
+        else:
+            notes.append(
+                f"{where} expects {shown}, but that value appears nowhere in the task or its "
+                f"sources: you computed it yourself, and it may be the test that is wrong, not "
+                f"the code ({said[1:].strip()}). Work the rule from the sources through by hand "
+                f"for these arguments; if it gives the code's result, correct the expected value "
+                f"in the test or delete that assertion.")
+    return list(dict.fromkeys(notes))
+
+
+def _expected_constant(tree: ast.AST, line: int) -> Any:
+    """The constant side of the ``assert x == <constant>`` on ``line`` (None if there is none)."""
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Assert) and node.lineno <= line <= (node.end_lineno or 0)
+                and isinstance(node.test, ast.Compare) and len(node.test.ops) == 1
+                and isinstance(node.test.ops[0], ast.Eq)):
+            continue
+        for side in (node.test.comparators[0], node.test.left):
+            try:
+                value = ast.literal_eval(side)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                continue
+            if value is not None and not isinstance(value, bool):
+                return value
+    return None
+
+
+def _stated(value: Any, text: str) -> bool:
+    """Whether ``text`` states ``value``: a string verbatim, a number in one of its usual
+    spellings (``6.5``/``6.50``, ``-10.0``/``-10``), a tuple or list element by element."""
+    if isinstance(value, (tuple, list)):
+        return bool(value) and all(_stated(v, text) for v in value)
+    if isinstance(value, str):
+        return bool(value.strip()) and value in text
+    if isinstance(value, (int, float)):
+        spellings = {repr(value), str(value)}
+        if isinstance(value, float):
+            spellings |= {f"{value:.2f}", f"{value:.1f}"}
+            if value.is_integer():
+                spellings.add(str(int(value)))
+        return any(re.search(rf"(?<![\w.]){re.escape(s)}(?![\w])", text) for s in spellings)
+    return False
 
 
 def _step_messages(step: Step) -> list[Message]:

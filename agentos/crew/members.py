@@ -25,6 +25,7 @@ _TEST_OUTPUT_CHARS = 3000
 _FILE_CHARS = 4000  # of each file, in the answer the reviewer reads
 _SOURCES = 2  # chunks whose text the research hands on
 _SOURCE_CHARS = 1500  # of each such chunk
+_WHOLE_TURNS = 6  # LLM turns per visit of a local model's coder ("whole" files format)
 
 
 @dataclass(slots=True)
@@ -134,7 +135,9 @@ def default_members(kernel: Kernel, model: str | None = None) -> dict[str, Membe
     The researcher is the :class:`~agentos.agents.Researcher`, recalling from the ``global``
     namespace (where ``agentos crew run --docs`` ingests), showing the LLM its best four chunks
     and answering with verified citations; the coder is the :class:`~agentos.agents.Coder`
-    (workspace, bubblewrap sandbox, pytest); the reviewer is a plain agent.
+    (workspace, bubblewrap sandbox, pytest), in the ``"whole"`` edit format with at most six
+    LLM turns per visit on a ``local/`` model (small models write better code in Markdown blocks
+    than in tool-call JSON); the reviewer is a plain agent.
     """
     from agentos.agents.base import Agent
     from agentos.agents.coder import Coder
@@ -145,9 +148,11 @@ def default_members(kernel: Kernel, model: str | None = None) -> dict[str, Membe
         "researcher": ResearcherMember(Researcher("researcher", llm=llm, kernel=kernel,
                                                   namespaces=["global"], max_sources=4)),
     }
+    local = isinstance(llm, str) and llm.startswith("local/")
     members["coder"] = CoderMember(Coder(
         "coder", llm=llm, kernel=kernel,
         instructions=f"If a fact you need is missing from the task and research, say '{FACTS_MISSING} <question>'.",
+        **({"edit_format": "whole", "max_steps": _WHOLE_TURNS} if local else {}),
     ))
     members["reviewer"] = Agent(
         "reviewer", llm=llm, kernel=kernel,

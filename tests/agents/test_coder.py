@@ -268,3 +268,143 @@ def test_raises_rewrite_leaves_real_comparisons_and_shared_lines_alone() -> None
                                        "    x = 1; assert f(0) == ValueError"]
     assert fixed.splitlines()[5:] == ["        with pytest.raises(KeyError):", "            f(-1)"]
     assert raises_for_exception_asserts("def test_x(:\n") == ("def test_x(:\n", [])
+
+
+# --- the "whole" edit format: files in fenced blocks, a fresh prompt each turn -------------------
+
+def _whole_reply(code: str, tests: str = TESTS, *, say: str = "Here are the files.") -> str:
+    return f"{say}\n\nsolution.py\n```python\n{code}```\n\ntest_solution.py\n```python\n{tests}```\n"
+
+
+def test_whole_format_writes_the_replied_files_tests_them_and_fixes_from_the_failure(
+    kernel: Kernel,
+) -> None:
+    llm = ScriptedLLM([_whole_reply(BUGGY),
+                       _whole_reply("def add(a, b):\n    return a + b\n", say="Fixed the sign.")])
+    result = Coder(llm=llm, edit_format="whole").run(
+        "Write add(a, b) in solution.py, with tests in test_solution.py.", kernel=kernel)
+    assert result.ok and result.tests_passed, result.test_output
+    assert result.files == {"solution.py": "def add(a, b):\n    return a + b\n",
+                            "test_solution.py": TESTS}
+    assert result.answer == "Fixed the sign."
+    # Every write and test run is still a syscall; no tools are offered to the LLM.
+    assert _tool_syscalls(kernel, result.run_id) == [
+        ("write_file", "ok"), ("write_file", "ok"), ("run_tests", "ok"),
+        ("write_file", "ok"), ("write_file", "ok"), ("run_tests", "ok"),
+    ]
+    llm_calls = [s for s in kernel.store.syscalls(result.run_id) if s.kind == "llm"]
+    assert len(llm_calls) == 2
+    # The second turn is a fresh two-message prompt: the files as they are and the failure,
+    # not the first turn's history.
+    second = llm.calls[1]
+    assert [m["role"] for m in second] == ["system", "user"]
+    assert f"solution.py\n```python\n{BUGGY.rstrip()}\n```" in second[1]["content"]
+    assert "assert -1 == 5" in second[1]["content"]
+    assert "wrong expected value in a test" in second[1]["content"]
+    assert "Here are the files." not in second[1]["content"]
+
+
+def test_whole_format_says_when_a_reply_repeats_the_files_and_samples_hotter(
+    kernel: Kernel,
+) -> None:
+    seen: list[dict[str, object]] = []
+
+    class Recording(ScriptedLLM):
+        async def complete(self, messages, tools=None, **params):  # type: ignore[no-untyped-def]
+            seen.append(params)
+            return await super().complete(messages, tools, **params)
+
+    llm = Recording([_whole_reply(BUGGY), _whole_reply(BUGGY),
+                     _whole_reply("def add(a, b):\n    return a + b\n")])
+    result = Coder(llm=llm, edit_format="whole", llm_params={"temperature": 0.0}).run(
+        "Write add.", kernel=kernel)
+    assert result.ok
+    assert "gave exactly the files that were already there" in llm.calls[2][1]["content"]
+    assert [p.get("temperature") for p in seen] == [0.0, 0.0, 0.7]
+
+
+def test_whole_format_stops_after_two_replies_without_files_and_keeps_the_answer(
+    kernel: Kernel,
+) -> None:
+    llm = ScriptedLLM(["FACTS MISSING: which zones exist?", "FACTS MISSING: which zones exist?"])
+    result = Coder(llm=llm, edit_format="whole", max_steps=5).run("Write cost.", kernel=kernel)
+    assert result.status == "tests_failed" and not result.tests_passed
+    assert result.answer == "FACTS MISSING: which zones exist?"
+    assert "had no file in it" in llm.calls[1][1]["content"]
+    assert len(llm.calls) == 2 and _tool_syscalls(kernel, result.run_id) == []
+
+
+def test_whole_format_ends_at_the_step_limit_with_the_failing_files(kernel: Kernel) -> None:
+    llm = ScriptedLLM([_whole_reply(BUGGY), _whole_reply(BUGGY.replace("a - b", "a * b"))])
+    result = Coder(llm=llm, edit_format="whole", max_steps=2).run("Write add.", kernel=kernel)
+    assert result.status == "tests_failed" and "after max_steps=2" in (result.error or "")
+    assert result.files["solution.py"] == "def add(a, b):\n    return a * b\n"
+    assert "assert 6 == 5" in result.test_output
+
+
+def test_whole_format_refuses_a_path_outside_the_workspace_and_tells_the_llm(
+    kernel: Kernel, tmp_path: Path,
+) -> None:
+    outside = tmp_path / "escape.py"
+    reply = f"{outside}\n```python\nprint('out')\n```\n" + _whole_reply(
+        "def add(a, b):\n    return a + b\n")
+    llm = ScriptedLLM([reply])
+    result = Coder(llm=llm, edit_format="whole").run("Write add.", kernel=kernel)
+    assert result.ok and not outside.exists()
+    refused = [c for s in result.steps for c in s.tool_calls if not c.ok]
+    assert refused and "outside the workspace" in refused[0].output
+
+
+def test_an_unknown_edit_format_is_refused_with_the_choices() -> None:
+    from agentos.errors import UserError
+
+    with pytest.raises(UserError, match="'tools' or 'whole'"):
+        Coder(edit_format="diff")
+
+
+def test_file_blocks_name_files_from_the_line_before_a_comment_or_the_content() -> None:
+    from agentos.agents.coder import file_blocks
+
+    reply = ("**solution.py**\n```python\ndef f():\n    return 1\n```\n"
+             "```python\n# file: helpers/util.py\nX = 1\n```\n"
+             "```python\nfrom solution import f\n\ndef test_f():\n    assert f() == 1\n```\n"
+             "Run it with:\n```bash\npytest -q\n```\n"
+             "### File: `solution.py`\n```python\ndef f():\n    return 2\n```\n")
+    files, notes = file_blocks(reply, ["solution.py", "test_solution.py"])
+    assert files == {
+        "solution.py": "def f():\n    return 1\n",
+        "helpers/util.py": "# file: helpers/util.py\nX = 1\n",
+        "test_solution.py": "from solution import f\n\ndef test_f():\n    assert f() == 1\n",
+    }
+    assert notes == ["your reply had two blocks for solution.py; the first was used"]
+    # An unnamed code block goes to the code file the task names.
+    files, _ = file_blocks("```python\ndef g():\n    pass\n```", ["kivu.py", "test_kivu.py"])
+    assert files == {"kivu.py": "def g():\n    pass\n"}
+
+
+def test_whole_format_flags_a_failing_expected_value_the_sources_never_state(
+    kernel: Kernel,
+) -> None:
+    code = "def letter(n):\n    return 'ABCDEFG'[n % 7]\n"
+    tests = ("from solution import letter\n\n\ndef test_letter():\n"
+             "    assert letter(6) == 'H'\n\n\ndef test_stated():\n    assert letter(2) == 'D'\n")
+    fixed = tests.replace("letter(6) == 'H'", "letter(6) == 'G'").replace("== 'D'", "== 'C'")
+    llm = ScriptedLLM([_whole_reply(code, tests), _whole_reply(code, fixed)])
+    task = "Write letter(n). The sources say: letter(2) is 'D'? No: letter(2) is 'C'... and 'D'."
+    result = Coder(llm=llm, edit_format="whole").run(task, kernel=kernel)
+    assert result.ok, result.test_output
+    feedback = llm.calls[1][1]["content"]
+    assert ("test_solution.py:5 expects 'H', but that value appears nowhere in the task or its "
+            "sources") in feedback
+    assert "assert 'G' == 'H'" in feedback
+    assert "test_solution.py:9 expects 'D', which the task or its sources state" in feedback
+
+
+def test_stated_values_match_their_usual_spellings_only() -> None:
+    from agentos.agents.coder import _stated
+
+    text = "A parcel of 3.2 kg costs EUR 6.50; -10.0 degrees; humidity 45 %; KF-2024-00042-G."
+    assert _stated(6.5, text) and _stated(-10.0, text) and _stated(45, text)
+    assert _stated((-10.0, 45), text) and _stated("KF-2024-00042-G", text)
+    assert not _stated(4.5, text) and not _stated(5, text) and not _stated("KF-2024-00001-B", text)
+    assert not _stated(2, text)  # "2" only occurs inside 3.2 and 2024
