@@ -460,7 +460,8 @@ def add_missing_imports(test: str, modules: Mapping[str, str]) -> tuple[str, lis
 
 def _python_problems(path: str, content: str) -> str:
     """What is wrong with a Python file just written, as the end of the tool's result: a
-    syntax error with its line, or a test file without test functions; "" for anything else."""
+    syntax error with its line, a module that imports itself, or a test file without test
+    functions; "" for anything else."""
     if not path.endswith(".py"):
         return ""
     try:
@@ -471,6 +472,12 @@ def _python_problems(path: str, content: str) -> str:
             f" (line {line})" if line else "")
         return (f", but it does not compile: {getattr(error, 'msg', error)}{where}; write "
                 f"{path} again with that line fixed")
+    module = Path(path).stem
+    if any(isinstance(node, ast.ImportFrom) and node.module == module and node.level == 0
+           or isinstance(node, ast.Import) and any(a.name == module for a in node.names)
+           for node in ast.walk(tree)):
+        return (f"; note: {path} imports itself ({module}), which fails or does nothing: remove "
+                "that import (only test files import the module they test)")
     if Path(path).name.startswith("test_") and not any(
             isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
             and node.name.lower().startswith("test") for node in ast.walk(tree)):
@@ -964,13 +971,21 @@ def expectation_notes(workspace: Workspace, task: str) -> list[str]:
             tree = ast.parse(workspace.path(path).read_text())
         except (SyntaxError, OSError, UnicodeDecodeError, ToolRetry):
             continue
+        where = f"{path}:{line}"
+        raising = _raises_block(tree, line)
+        if raising is not None and "DID NOT RAISE" in output[match.end():match.end() + 400]:
+            error, call = raising
+            notes.append(
+                f"{where} expects `{call}` to raise {error}, but it returned normally. The "
+                f"error cases of the task and its sources decide: if they do not make this call "
+                f"an error, the test is wrong: delete that check (do not make correct code raise).")
+            continue
         expected = _expected_constant(tree, line)
         if expected is None:
             continue
         shown = repr(expected)
         said = next((text.strip() for text in output[match.end():].split("\n")[:6]
                      if text.strip().startswith("E ")), "")
-        where = f"{path}:{line}"
         if _stated(expected, task):
             notes.append(f"{where} expects {shown}, which the task or its sources state: the "
                          f"code must produce it ({said[1:].strip()}).")
@@ -982,6 +997,19 @@ def expectation_notes(workspace: Workspace, task: str) -> list[str]:
                 f"for these arguments; if it gives the code's result, correct the expected value "
                 f"in the test or delete that assertion.")
     return list(dict.fromkeys(notes))
+
+
+def _raises_block(tree: ast.AST, line: int) -> tuple[str, str] | None:
+    """(exception, first statement) of the ``with pytest.raises(E):`` block on ``line``."""
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.With) and node.lineno == line and node.body):
+            continue
+        for item in node.items:
+            call = item.context_expr
+            if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == "raises" and call.args):
+                return ast.unparse(call.args[0]), ast.unparse(node.body[0])
+    return None
 
 
 def _expected_constant(tree: ast.AST, line: int) -> Any:

@@ -9,6 +9,7 @@ import pytest
 
 from agentos import Kernel, load_settings
 from agentos.agents import Coder, CoderResult
+from agentos.agents.coder import Workspace
 from agentos.errors import SandboxUnavailable
 from agentos.testing import ScriptedLLM, call
 
@@ -408,3 +409,25 @@ def test_stated_values_match_their_usual_spellings_only() -> None:
     assert _stated((-10.0, 45), text) and _stated("KF-2024-00042-G", text)
     assert not _stated(4.5, text) and not _stated(5, text) and not _stated("KF-2024-00001-B", text)
     assert not _stated(2, text)  # "2" only occurs inside 3.2 and 2024
+
+
+def test_whole_format_says_which_call_did_not_raise_and_that_the_sources_decide(
+    kernel: Kernel,
+) -> None:
+    code = "def check(n):\n    if n < 0:\n        raise ValueError(n)\n    return n\n"
+    tests = ("import pytest\nfrom solution import check\n\n\ndef test_check():\n"
+             "    with pytest.raises(ValueError):\n        check(-1)\n"
+             "    with pytest.raises(ValueError):\n        check(7)\n")
+    llm = ScriptedLLM([_whole_reply(code, tests),
+                       _whole_reply(code, tests.replace("check(7)", "check(-7)"))])
+    result = Coder(llm=llm, edit_format="whole").run("Write check(n).", kernel=kernel)
+    assert result.ok, result.test_output
+    assert ("test_solution.py:8 expects `check(7)` to raise ValueError, but it returned "
+            "normally") in llm.calls[1][1]["content"]
+
+
+def test_a_module_that_imports_itself_is_pointed_out(kernel: Kernel) -> None:
+    ws = Workspace(kernel.settings.data_dir / "ws")
+    said = ws.write_file("solution.py", "from solution import f\n\ndef f():\n    return 1\n")
+    assert "solution.py imports itself (solution)" in said
+    assert "imports itself" not in ws.write_file("test_solution.py", "from solution import f\n")
