@@ -23,6 +23,7 @@ __all__ = [
     "DataNotInstalled",
     "DesktopUnavailable",
     "InvalidToolCall",
+    "LimitsUnavailable",
     "MemoryAccessDenied",
     "MemoryUnavailable",
     "ProviderError",
@@ -206,6 +207,24 @@ class MemoryAccessDenied(RunError):
 class MemoryUnavailable(RunError):
     """The vector store (a Chroma server, or the embedded one's files) cannot be used; the
     message says what to start or fix. Nothing was written by the operation that raised it."""
+
+
+class LimitsUnavailable(RunError):
+    """The Redis that keeps the shared limits and budgets (``limits_url``) cannot be reached,
+    or stopped answering, after the client's few quick retries.
+
+    Raised by the syscall that needed it: refused before it ran (its budget could not be
+    checked), or, when Redis went away while it ran, after it finished (what it used is kept in
+    this process's run usage and record, but could not be charged to the shared budget). The
+    message says which, and what to start or unset.
+
+    Attributes:
+        url: Where Redis was expected (password masked).
+    """
+
+    def __init__(self, url: str, message: str) -> None:
+        self.url = url
+        super().__init__(message)
 
 
 class ToolFailed(RunError):

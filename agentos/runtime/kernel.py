@@ -10,6 +10,7 @@ facade.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +21,7 @@ from agentos.errors import (
     BudgetExceeded,
     Cancelled,
     InvalidToolCall,
+    LimitsUnavailable,
     ProviderError,
     SyscallTimeout,
     ToolDenied,
@@ -299,6 +301,9 @@ class Kernel:
         Raises:
             BudgetExceeded: before queueing, when the run or the agent is out of budget, or when
                 the syscall is cut at the wall-time budget.
+            LimitsUnavailable: with ``limits_url`` on Redis, when Redis cannot be reached:
+                before queueing (the syscall did not run), or after it finished when what it
+                used could not be charged to the shared budgets (it is in ``run.usage``).
             SyscallTimeout, Cancelled: as the scheduler raises them; when ``abandon`` reports
                 work left running, the message says so.
             Exception: whatever ``fn`` raised after retries.
@@ -315,6 +320,10 @@ class Kernel:
             self._record(run, agent, kind, resource, name, now, 0.0, 0.0, 0, "budget_exceeded",
                          error=str(error), detail=detail)
             raise
+        except LimitsUnavailable as error:  # the shared budget could not be checked: refused
+            self._record(run, agent, kind, resource, name, now, 0.0, 0.0, 0, "error",
+                         error=f"LimitsUnavailable: {error}", detail=detail)
+            raise
         timeout = timeout or self.settings.timeout_s
         metered, tally = self.energy.metered(fn)  # each attempt's joules, shared with concurrent ones
         deadline, wall_scope = self._deadline(run, agent)
@@ -328,7 +337,9 @@ class Kernel:
         except BaseException as error:
             run.usage.reserved_tokens -= est_tokens
             agent_usage.reserved_tokens -= est_tokens
-            await self._settle_shared(run, agent, est_tokens, 0, 0.0)
+            # Redis gone too: the reservation stays held there, and this error is the one raised.
+            with contextlib.suppress(LimitsUnavailable):
+                await self._settle_shared(run, agent, est_tokens, 0, 0.0)
             stopped = isinstance(error, (SyscallTimeout, Cancelled, asyncio.CancelledError))
             left_running = stopped and abandon is not None and abandon()
             note = f"; {_ABANDONED}" if left_running else ""
@@ -364,12 +375,18 @@ class Kernel:
             p, c, cost = value.prompt_tokens, value.completion_tokens, value.cost
             if est_tokens:
                 self.scheduler.settle_tokens(resource, est_tokens, p + c)
-        await self._settle_shared(run, agent, est_tokens, p + c, cost)
+        unsettled: LimitsUnavailable | None = None
+        try:
+            await self._settle_shared(run, agent, est_tokens, p + c, cost, energy)
+        except LimitsUnavailable as error:  # done and recorded here, but not charged there
+            unsettled = error
         run.usage.add(kind, p, c, cost, energy, account.flops, account.gco2)
         agent_usage.add(kind, p, c, cost, energy, account.flops, account.gco2)
         self._record(run, agent, kind, resource, name, now, outcome.queue_wait,
                      outcome.service_time, outcome.attempts, "ok", p, c, cost, energy,
                      detail=detail, account=account)
+        if unsettled is not None:
+            raise unsettled
         return value
 
     @property
@@ -385,7 +402,8 @@ class Kernel:
 
     async def _reserve_shared(self, run: Run, agent: str, est_tokens: int) -> None:
         """With ``limits_url`` on Redis: reserve in the run's and agent's budgets kept there, so
-        processes sharing a run share its tokens and cost (raises BudgetExceeded)."""
+        processes sharing a run share its tokens, cost and energy (raises BudgetExceeded, or
+        LimitsUnavailable when Redis cannot be reached)."""
         limits = self.scheduler.limits
         if limits is None:
             return
@@ -398,12 +416,12 @@ class Kernel:
             raise
 
     async def _settle_shared(self, run: Run, agent: str, est: int, tokens: int,
-                             cost: float) -> None:
+                             cost: float, energy_j: float = 0.0) -> None:
         limits = self.scheduler.limits
         if limits is not None:
-            await limits.settle(f"run:{run.id}", run.budget, est, tokens, cost)
+            await limits.settle(f"run:{run.id}", run.budget, est, tokens, cost, energy_j)
             await limits.settle(f"run:{run.id}:agent:{agent}", run.agent_budgets.get(agent),
-                                est, tokens, cost)
+                                est, tokens, cost, energy_j)
 
     def _deadline(self, run: Run, agent: str) -> tuple[float | None, str]:
         """The earliest wall-time deadline of the run's and the agent's budgets."""

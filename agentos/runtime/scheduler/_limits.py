@@ -85,6 +85,11 @@ class Budget:
             tokens for remote LLMs (see :mod:`agentos.runtime.energy`). Checked before each
             syscall: the last one may overshoot it.
 
+    With ``limits_url`` on Redis, ``tokens``, ``cost`` and ``energy_j`` are charged there, so
+    every process running the same run id spends one budget (each may overshoot cost and energy
+    by the syscalls it has in flight); ``wall_s`` stays per process
+    (:class:`~agentos.runtime.scheduler.RedisLimits`).
+
     Raises:
         ValueError: a limit is negative.
     """

@@ -13,10 +13,22 @@ Redis instead, and every decision is one Lua script, so it is atomic across proc
   agree. A syscall is admitted when the slot and both buckets allow it, all in one script; it
   takes one request and its token estimate, and `settle_tokens` charges the difference
   between estimate and use afterwards (the level may go negative: a debt repaid by refill).
-* **Budgets.** A run's (or an agent's) tokens and cost live in a hash
-  (``<prefix>budget:{scope}``): `reserve` admits a syscall only while used + reserved + its
-  estimate fit the token budget and the cost used is below the cost budget, and reserves the
-  estimate; `settle` swaps the reservation for what was used.
+* **Budgets.** A run's (or an agent's) tokens, cost and joules live in a hash
+  (``<prefix>budget:{key}``, e.g. ``budget:run:<run_id>``): `reserve` admits a syscall only
+  while used + reserved + its estimate fit the token budget and the cost and energy used are
+  below their budgets, and reserves the estimate; `settle` swaps the reservation for what was
+  used. So N processes spending one budget together are held to it as one process is: tokens
+  overshoot only where a syscall uses more than its estimate (a completion without
+  ``max_tokens``); cost and energy are known only afterwards, so the syscalls in flight, over
+  all processes, when the budget is reached may each finish past it (one per process when each
+  runs its syscalls one at a time). ``wall_s`` stays per process: each measures it from its own
+  ``start_run``. A process killed mid-syscall, or a `reserve` whose reply timed out (Redis
+  may still run it), leaves that reservation held in the hash: the budget shrinks by it.
+
+Redis going away fails the syscall with `LimitsUnavailable` (never an unlimited one): a refused
+connection is tried twice more within 0.3 s, and a connect or reply waits at most ``timeout``
+seconds (default 5), so a killed Redis fails it within about a second and a frozen one within
+about ``timeout``.
 
 A waiter blocked by concurrency is woken by a Pub/Sub message when any process releases a slot
 (it also re-checks every ``poll`` seconds, so a lost message only costs latency).
@@ -31,10 +43,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
-from agentos.errors import BudgetExceeded
+from agentos.errors import BudgetExceeded, LimitsUnavailable
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -106,25 +120,46 @@ redis.call('HSET', KEYS[1], 'level', lv - delta, 'updated', now)
 return 1
 """
 
-# KEYS: budget hash. ARGV: token limit (-1: none), cost limit (-1: none), est_tokens.
-# Returns {1} when reserved, else {0, 'tokens'|'cost', used (as a string)}.
+# KEYS: budget hash. ARGV: token limit (-1: none), cost limit (-1: none), energy limit (-1:
+# none), est_tokens. Returns {1} when reserved, else {0, 'tokens'|'cost'|'energy_j', used (as a
+# string)}.
 _RESERVE = """
-local v = redis.call('HMGET', KEYS[1], 'tokens', 'reserved', 'cost')
-local used, reserved, cost = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0
-local tl, cl, est = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local v = redis.call('HMGET', KEYS[1], 'tokens', 'reserved', 'cost', 'energy_j')
+local used, reserved = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+local cost, energy = tonumber(v[3]) or 0, tonumber(v[4]) or 0
+local tl, cl, el, est = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 if tl >= 0 and used + reserved + est > tl then return {0, 'tokens', tostring(used + reserved)} end
 if cl >= 0 and cost >= cl then return {0, 'cost', tostring(cost)} end
+if el >= 0 and energy >= el then return {0, 'energy_j', tostring(energy)} end
 redis.call('HINCRBY', KEYS[1], 'reserved', est)
 return {1}
 """
 
-# KEYS: budget hash. ARGV: est_tokens, used tokens, cost.
+# KEYS: budget hash. ARGV: est_tokens, used tokens, cost, energy_j.
 _SETTLE = """
 redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(ARGV[1]))
 redis.call('HINCRBY', KEYS[1], 'tokens', tonumber(ARGV[2]))
 redis.call('HINCRBYFLOAT', KEYS[1], 'cost', ARGV[3])
+redis.call('HINCRBYFLOAT', KEYS[1], 'energy_j', ARGV[4])
 return 1
 """
+
+
+def _masked(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***`` (for error messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _limited(budget: Budget | None) -> bool:
+    """Whether ``budget`` has a limit kept in Redis (tokens, cost or energy)."""
+    return budget is not None and not (
+        budget.tokens is None and budget.cost is None and budget.energy_j is None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +179,15 @@ class RedisLimits:
         lease: Seconds a slot stays taken without renewal (a crashed holder's slot frees after
             this); held slots are renewed every ``lease / 3`` seconds while they run.
         poll: Longest wait between re-checks while waiting for a slot or a bucket.
+        timeout: Seconds a connect or a reply may take before the call fails. A refused or
+            dropped connection is tried twice more, after 0.1 and 0.2 s; a timeout is not.
 
     Raises:
         ImportError: The ``redis`` client is missing (``pip install "agentos-kit[redis]"``).
 
-    Every method that talks to Redis raises the client's ``ConnectionError`` while Redis is
-    unreachable; redis-py reconnects on the next call.
+    `acquire`, `reserve`, `settle`, `settle_tokens`, `running` and `usage` raise
+    `LimitsUnavailable` while Redis is unreachable or not answering; the client reconnects on
+    the next call. `release` does not (a slot not given back frees itself by its lease).
     """
 
     def __init__(
@@ -159,12 +197,18 @@ class RedisLimits:
         prefix: str = "agentos:limits:",
         lease: float = 30.0,
         poll: float = 0.05,
+        timeout: float = 5.0,
     ) -> None:
-        if not lease > 0 or not poll > 0:
-            raise ValueError(f"lease and poll must be > 0 seconds, got {lease!r}, {poll!r}")
+        if not lease > 0 or not poll > 0 or not timeout > 0:
+            raise ValueError(f"lease, poll and timeout must be > 0 seconds, got {lease!r}, "
+                             f"{poll!r}, {timeout!r}")
         try:
             import redis.asyncio as aioredis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import ExponentialBackoff
+            from redis.exceptions import ConnectionError as RedisConnectionError
             from redis.exceptions import RedisError
+            from redis.exceptions import TimeoutError as RedisTimeoutError
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError(
                 'RedisLimits needs the redis client: pip install "agentos-kit[redis]"'
@@ -172,10 +216,17 @@ class RedisLimits:
         self.url = url
         self.prefix = prefix
         self._redis_error = RedisError
+        self._unreachable = (RedisConnectionError, RedisTimeoutError, OSError)
         self.lease = lease
         self.poll = poll
+        self.timeout = timeout
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
-            url, decode_responses=True, protocol=2
+            url, decode_responses=True, protocol=2, socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # Only refused or dropped connections are tried again: a reply that timed out may
+            # come from a script that ran, and running a charge twice would double it.
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2,
+                        supported_errors=(RedisConnectionError,)),
         )
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._release = self._redis.register_script(_RELEASE)
@@ -192,6 +243,23 @@ class RedisLimits:
 
     def _key(self, resource: str, part: str) -> str:
         return f"{self.prefix}{{{resource}}}:{part}"
+
+    @contextlib.contextmanager
+    def _reaching_redis(self, what: str) -> Iterator[None]:
+        """Turn a lost or silent connection into `LimitsUnavailable`; ``what`` says what it
+        means for the syscall."""
+        try:
+            yield
+        except self._unreachable as exc:
+            url = _masked(self.url)
+            cause = f"{type(exc).__name__}: {str(exc).rstrip('.')}"
+            raise LimitsUnavailable(
+                url,
+                f"Redis at {url}, which keeps the limits and budgets shared by processes "
+                f"(limits_url), is unreachable ({cause}): {what}. Check it with `redis-cli -u "
+                f"{url} ping` and start redis-server there, or unset limits_url "
+                f"(AGENTOS_LIMITS_URL) to keep limits and budgets in each process.",
+            ) from exc
 
     # --- pools --------------------------------------------------------------------------------
 
@@ -216,7 +284,9 @@ class RedisLimits:
         async with gate:  # one waiter per resource and process asks Redis; the others queue here
             while True:
                 self._released.clear()
-                result = await self._acquire(keys=keys, args=args)
+                with self._reaching_redis(f"the syscall on {resource!r} was refused, as its "
+                                          "shared slots and rate limits could not be checked"):
+                    result = await self._acquire(keys=keys, args=args)
                 if int(result[0]) == 1:
                     self._held.setdefault(resource, set()).add(holder)
                     return Permit(resource, holder)
@@ -244,14 +314,18 @@ class RedisLimits:
                             actual: int) -> None:
         """Charge ``resource``'s TPM bucket with ``actual - estimated`` (nothing without TPM)."""
         if config.tpm and actual != estimated:
-            await self._settle_tokens(keys=[self._key(resource, "tpm")],
-                                      args=[config.tpm, actual - estimated])
+            with self._reaching_redis(f"{actual - estimated} tokens could not be settled in "
+                                      f"{resource!r}'s shared tokens-per-minute bucket"):
+                await self._settle_tokens(keys=[self._key(resource, "tpm")],
+                                          args=[config.tpm, actual - estimated])
 
     async def running(self, resource: str) -> int:
         """How many of ``resource``'s slots are taken right now, over all processes."""
         key = self._key(resource, "slots")
-        now_s, now_us = await self._redis.time()
-        return int(await self._redis.zcount(key, f"({now_s * 1000 + now_us // 1000}", "+inf"))
+        with self._reaching_redis(f"{resource!r}'s running syscalls could not be counted"):
+            now_s, now_us = await self._redis.time()
+            return int(await self._redis.zcount(key, f"({now_s * 1000 + now_us // 1000}",
+                                                "+inf"))
 
     # --- budgets ------------------------------------------------------------------------------
 
@@ -261,36 +335,56 @@ class RedisLimits:
         Args:
             scope: Names the budget in the error: ``"run"`` or ``"agent:<name>"``.
             key: Identifies the budget across processes, e.g. ``run:<run_id>``.
-            budget: The limits (only ``tokens`` and ``cost`` are shared); ``None``: nothing.
+            budget: The limits (``tokens``, ``cost`` and ``energy_j`` are shared; ``wall_s``
+                is not); ``None``: nothing.
             est_tokens: Reserved until `settle`.
 
         Raises:
-            BudgetExceeded: The estimate does not fit the tokens left, or the cost is spent.
+            BudgetExceeded: The estimate does not fit the tokens left, or the cost or the
+                energy is spent.
+            LimitsUnavailable: Redis cannot be reached; nothing was reserved.
         """
-        if budget is None or (budget.tokens is None and budget.cost is None):
+        if not _limited(budget):
             return
-        token_limit = -1 if budget.tokens is None else budget.tokens
-        cost_limit = -1 if budget.cost is None else budget.cost
-        result = await self._reserve(keys=[f"{self.prefix}budget:{key}"],
-                                     args=[token_limit, cost_limit, est_tokens])
+        assert budget is not None
+        limits = {"tokens": -1.0 if budget.tokens is None else float(budget.tokens),
+                  "cost": -1.0 if budget.cost is None else budget.cost,
+                  "energy_j": -1.0 if budget.energy_j is None else budget.energy_j}
+        with self._reaching_redis(f"the syscall was refused, as its {scope} budget could not "
+                                  "be checked"):
+            result = await self._reserve(keys=[f"{self.prefix}budget:{key}"],
+                                         args=[*limits.values(), est_tokens])
         if int(result[0]) == 0:
             what, used = str(result[1]), float(result[2])
-            limit = token_limit if what == "tokens" else cost_limit
-            raise BudgetExceeded(scope, what, limit, used,
+            raise BudgetExceeded(scope, what, limits[what], used,
                                  est_tokens if what == "tokens" else 0.0)
 
     async def settle(self, key: str, budget: Budget | None, est_tokens: int, tokens: int,
-                     cost: float) -> None:
-        """Swap a `reserve`'s estimate for the tokens and cost the syscall used."""
-        if budget is None or (budget.tokens is None and budget.cost is None):
+                     cost: float, energy_j: float = 0.0) -> None:
+        """Swap a `reserve`'s estimate for the tokens, cost and joules the syscall used.
+
+        Raises:
+            LimitsUnavailable: Redis cannot be reached: the use was not charged, and the
+                reservation stays held.
+        """
+        if not _limited(budget):
             return
-        await self._settle(keys=[f"{self.prefix}budget:{key}"],
-                           args=[est_tokens, tokens, repr(float(cost))])
+        with self._reaching_redis(
+            f"the syscall finished, but its use ({tokens} tokens, ${cost:g}, {energy_j:g} J) "
+            f"could not be charged to the shared budget {key!r}, so other processes do not "
+            "see it"
+        ):
+            await self._settle(keys=[f"{self.prefix}budget:{key}"],
+                               args=[est_tokens, tokens, repr(float(cost)),
+                                     repr(float(energy_j))])
 
     async def usage(self, key: str) -> dict[str, float]:
-        """What the budget ``key`` has used and reserved so far, over all processes."""
-        raw = await self._redis.hgetall(f"{self.prefix}budget:{key}")
-        return {name: float(raw.get(name, 0)) for name in ("tokens", "reserved", "cost")}
+        """What the budget ``key`` has used and reserved so far, over all processes:
+        ``tokens``, ``reserved`` (tokens), ``cost`` and ``energy_j``."""
+        with self._reaching_redis(f"the budget {key!r} could not be read"):
+            raw = await self._redis.hgetall(f"{self.prefix}budget:{key}")
+        return {name: float(raw.get(name, 0))
+                for name in ("tokens", "reserved", "cost", "energy_j")}
 
     # --- background ---------------------------------------------------------------------------
 

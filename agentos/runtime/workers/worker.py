@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agentos.errors import ToolFailed, ToolRetry, UserError
+from agentos.errors import LimitsUnavailable, ToolFailed, ToolRetry, UserError
 from agentos.runtime.bus import BusUnavailable, Message, RedisBus
 from agentos.runtime.llm.types import LLM, Completion
 from agentos.runtime.scheduler import PoolConfig, RedisLimits, Scheduler
@@ -241,8 +241,8 @@ class Worker:
                 weight=float(request.get("weight", 1.0)), est_tokens=est,
                 timeout=float(request.get("timeout") or self.settings.timeout_s),
             )
-        except self._redis_error:  # Redis (the shared limits) went away: not the syscall's fault
-            raise
+        except (self._redis_error, LimitsUnavailable):  # the shared limits' Redis went away:
+            raise  # not the syscall's fault
         except Exception as error:  # the kernel raises it again, from the reply
             self.counts["failed"] += 1
             return {"ok": False, "error": encode_error(error), "worker": self.id}
@@ -302,7 +302,7 @@ class Worker:
                 await self.journal.finish(key, reply, self.id)
             await self.bus.reply(message, reply)
             await self.bus.ack(message)
-        except (BusUnavailable, self._redis_error, OSError):
+        except (BusUnavailable, LimitsUnavailable, self._redis_error, OSError):
             pass  # left pending: redelivered after the lease, answered from the journal if done
         finally:
             renewer.cancel()
