@@ -281,6 +281,7 @@ def test_whole_format_writes_the_replied_files_tests_them_and_fixes_from_the_fai
     kernel: Kernel,
 ) -> None:
     llm = ScriptedLLM([_whole_reply(BUGGY),
+                       "2 + 3 is 5, so the test is right.\nANSWER: TEST",
                        _whole_reply("def add(a, b):\n    return a + b\n", say="Fixed the sign.")])
     result = Coder(llm=llm, edit_format="whole").run(
         "Write add(a, b) in solution.py, with tests in test_solution.py.", kernel=kernel)
@@ -294,10 +295,14 @@ def test_whole_format_writes_the_replied_files_tests_them_and_fixes_from_the_fai
         ("write_file", "ok"), ("write_file", "ok"), ("run_tests", "ok"),
     ]
     llm_calls = [s for s in kernel.store.syscalls(result.run_id) if s.kind == "llm"]
-    assert len(llm_calls) == 2
-    # The second turn is a fresh two-message prompt: the files as they are and the failure,
-    # not the first turn's history.
-    second = llm.calls[1]
+    assert len(llm_calls) == 3
+    # 5 is not in the task, so a separate call checked who is right: the test, it said.
+    assert "The code says `add(2, 3)` returns -1. A test says it must return 5." in llm.calls[1][0]["content"]
+    # The next turn is a fresh two-message prompt: the files as they are, the failure and the
+    # verdict, not the first turn's history.
+    second = llm.calls[2]
+    assert ("test_solution.py:5: a separate check of the rules found that `add(2, 3)` must give "
+            "5, as the test expects, not -1: fix the code.") in second[1]["content"]
     assert [m["role"] for m in second] == ["system", "user"]
     assert f"solution.py\n```python\n{BUGGY.rstrip()}\n```" in second[1]["content"]
     assert "assert -1 == 5" in second[1]["content"]
@@ -317,7 +322,8 @@ def test_whole_format_says_when_a_reply_repeats_the_files_and_samples_hotter(
 
     llm = Recording([_whole_reply(BUGGY), _whole_reply(BUGGY),
                      _whole_reply("def add(a, b):\n    return a + b\n")])
-    result = Coder(llm=llm, edit_format="whole", llm_params={"temperature": 0.0}).run(
+    result = Coder(llm=llm, edit_format="whole", arbitrate=False,
+                   llm_params={"temperature": 0.0}).run(
         "Write add.", kernel=kernel)
     assert result.ok
     assert "gave exactly the files that were already there" in llm.calls[2][1]["content"]
@@ -337,7 +343,8 @@ def test_whole_format_stops_after_two_replies_without_files_and_keeps_the_answer
 
 def test_whole_format_ends_at_the_step_limit_with_the_failing_files(kernel: Kernel) -> None:
     llm = ScriptedLLM([_whole_reply(BUGGY), _whole_reply(BUGGY.replace("a - b", "a * b"))])
-    result = Coder(llm=llm, edit_format="whole", max_steps=2).run("Write add.", kernel=kernel)
+    result = Coder(llm=llm, edit_format="whole", max_steps=2, arbitrate=False).run(
+        "Write add.", kernel=kernel)
     assert result.status == "tests_failed" and "after max_steps=2" in (result.error or "")
     assert result.files["solution.py"] == "def add(a, b):\n    return a * b\n"
     assert "assert 6 == 5" in result.test_output
@@ -392,7 +399,7 @@ def test_whole_format_flags_a_failing_expected_value_the_sources_never_state(
     fixed = tests.replace("letter(6) == 'H'", "letter(6) == 'G'").replace("== 'D'", "== 'C'")
     llm = ScriptedLLM([_whole_reply(code, tests), _whole_reply(code, fixed)])
     task = "Write letter(n). The sources say: letter(2) is 'D'? No: letter(2) is 'C'... and 'D'."
-    result = Coder(llm=llm, edit_format="whole").run(task, kernel=kernel)
+    result = Coder(llm=llm, edit_format="whole", arbitrate=False).run(task, kernel=kernel)
     assert result.ok, result.test_output
     feedback = llm.calls[1][1]["content"]
     assert ("test_solution.py:5 expects 'H', but that value appears nowhere in the task or its "
@@ -431,3 +438,42 @@ def test_a_module_that_imports_itself_is_pointed_out(kernel: Kernel) -> None:
     said = ws.write_file("solution.py", "from solution import f\n\ndef f():\n    return 1\n")
     assert "solution.py imports itself (solution)" in said
     assert "imports itself" not in ws.write_file("test_solution.py", "from solution import f\n")
+
+
+def test_a_disagreement_the_rules_settle_for_the_code_corrects_the_test_and_passes(
+    kernel: Kernel,
+) -> None:
+    code = "def letter(n):\n    return 'ABCDEFG'[n % 7]\n"
+    tests = ("from solution import letter\n\n\ndef test_letter():\n    n = 8\n"
+             "    expected = 'C'\n    assert letter(n) == expected\n")
+    llm = ScriptedLLM([_whole_reply(code, tests),
+                       "8 % 7 is 1, and position 1 of ABCDEFG is B.\nANSWER: CODE"])
+    task = "Write letter(n): the capital letter at position n % 7 of the alphabet."
+    result = Coder(llm=llm, edit_format="whole").run(task, kernel=kernel)
+    assert result.ok and result.tests_passed, result.test_output
+    assert len(llm.calls) == 2  # one turn of code, one check; no second turn was needed
+    question = llm.calls[1][0]["content"]
+    assert question.startswith(task)
+    assert "The code says `letter(8)` returns 'B'. A test says it must return 'C'." in question
+    # Only the expected literal changed, in the assignment the assert reads.
+    assert result.files["test_solution.py"] == tests.replace("expected = 'C'", "expected = 'B'")
+    assert _tool_syscalls(kernel, result.run_id) == [
+        ("write_file", "ok"), ("write_file", "ok"), ("run_tests", "ok"),
+        ("write_file", "ok"), ("run_tests", "ok"),
+    ]
+
+
+def test_a_stated_expected_value_or_a_reply_without_a_verdict_changes_no_test(
+    kernel: Kernel,
+) -> None:
+    code = "def letter(n):\n    return 'ABCDEFG'[n % 7]\n"
+    tests = ("from solution import letter\n\n\ndef test_letter():\n"
+             "    assert letter(1) == 'Z'\n    assert letter(2) == 'Q'\n")
+    llm = ScriptedLLM([_whole_reply(code, tests), "I am not sure.",
+                       _whole_reply(code, tests.replace("'Z'", "'B'").replace("'Q'", "'C'"))])
+    # 'Q' is stated by the task, 'Z' is not: only 'Z' is asked about.
+    result = Coder(llm=llm, edit_format="whole").run("Write letter(n); Q is a letter.",
+                                                     kernel=kernel)
+    assert result.ok
+    assert "`letter(1)` returns 'B'" in llm.calls[1][0]["content"]
+    assert len(llm.calls) == 3 and "separate check" not in llm.calls[2][1]["content"]
