@@ -54,7 +54,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Coder", "CoderResult", "Disagreement", "Workspace", "add_missing_imports",
-    "disagreements", "expectation_notes", "file_blocks", "raises_for_exception_asserts",
+    "disagreements", "drop_self_imports", "expectation_notes", "file_blocks",
+    "raises_for_exception_asserts",
 ]
 
 _MAX_FILE_BYTES = 1_000_000
@@ -281,11 +282,27 @@ class Workspace:
         return brief
 
     def repair_tests(self) -> list[str]:
-        """Repair each ``test_*.py`` before a test run: asserts that compare a call with an
+        """Repair the workspace before a test run: a module's imports of itself go
+        (:func:`drop_self_imports`); in each ``test_*.py``, asserts that compare a call with an
         exception become ``pytest.raises`` blocks (:func:`raises_for_exception_asserts`), and
         the imports it lacks are added (:func:`add_missing_imports`, over the modules in the
         same folder). Returns what was changed, as notes for the LLM (empty: nothing was)."""
         notes: list[str] = []
+        for module in sorted(self.root.rglob("*.py")):
+            rel = module.relative_to(self.root)
+            if (module.stem.startswith("test_") or module.is_symlink()
+                    or any(part in _SKIP_DIRS for part in rel.parts)):
+                continue
+            try:
+                text = module.read_text()
+            except (OSError, UnicodeDecodeError):
+                continue
+            fixed, dropped = drop_self_imports(text, module.stem)
+            if dropped:
+                module.write_text(fixed)
+                self.changed = True
+                notes.append(f"removed `{'`, `'.join(dropped)}` from {rel.as_posix()}: a module "
+                             "does not import itself (only the tests import it)")
         for test in sorted(self.root.rglob("test_*.py")):
             rel = test.relative_to(self.root)
             if any(part in _SKIP_DIRS for part in rel.parts) or test.is_symlink():
@@ -458,6 +475,26 @@ def add_missing_imports(test: str, modules: Mapping[str, str]) -> tuple[str, lis
     return "".join(lines), added
 
 
+def drop_self_imports(source: str, module: str) -> tuple[str, list[str]]:
+    """``source`` without its top-level one-line ``from <module> import ...`` and
+    ``import <module>`` statements (a module importing itself: small models copy the tests'
+    import into the code), and the lines removed. One that does not parse comes back unchanged.
+    Pure: no I/O."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source, []
+    lines = source.splitlines(keepends=True)
+    drop = [node.lineno for node in tree.body
+            if node.lineno == node.end_lineno and (
+                isinstance(node, ast.ImportFrom) and node.module == module and node.level == 0
+                or isinstance(node, ast.Import) and [a.name for a in node.names] == [module])]
+    removed = [lines[n - 1].strip() for n in drop]
+    for n in reversed(drop):
+        del lines[n - 1]
+    return "".join(lines), removed
+
+
 def _python_problems(path: str, content: str) -> str:
     """What is wrong with a Python file just written, as the end of the tool's result: a
     syntax error with its line, a module that imports itself, or a test file without test
@@ -487,8 +524,11 @@ def _python_problems(path: str, content: str) -> str:
 
 
 def _exception_name(node: ast.expr) -> str | None:
-    """``ValueError`` for ``ValueError`` or ``ValueError(...)`` (any name ending in ``Error`` or
-    ``Exception``, or a builtin exception class); else None."""
+    """``ValueError`` for ``ValueError``, ``ValueError(...)`` or ``pytest.raises(ValueError)``
+    (any name ending in ``Error`` or ``Exception``, or a builtin exception class); else None."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "raises" and node.args):  # pytest.raises(ValueError)
+        return _exception_name(node.args[0])
     target = node.func if isinstance(node, ast.Call) else node
     if not isinstance(target, ast.Name):
         return None
@@ -498,7 +538,8 @@ def _exception_name(node: ast.expr) -> str | None:
 
 
 def raises_for_exception_asserts(test: str) -> tuple[str, list[int]]:
-    """``test`` with every ``assert <call> == SomeError(...)`` (or ``== SomeError``, either side)
+    """``test`` with every ``assert <call> == SomeError(...)`` (or ``== SomeError``, or
+    ``== pytest.raises(SomeError)``, either side)
     rewritten as ``with pytest.raises(SomeError): <call>``, and the lines rewritten. Such an
     assert can never pass (a call that raises does not return its exception): small models
     write it to mean "this call raises". An assert sharing its lines with other code is left
@@ -821,20 +862,25 @@ class Coder(Agent):
                 **{**self.llm_params, "max_tokens": 600, "temperature": 0.0})
             verdict = _verdict(completion.content or "")
             where = f"{case.path}:{case.line}"
+            if case.raises is not None:
+                said_code = (f"`{case.call}` is valid and must not raise: the test's "
+                             "pytest.raises check was replaced by the bare call.")
+                said_test = f"`{case.call}` must raise {case.raises}: fix the code."
+            else:
+                said_code = (f"`{case.call}` gives {case.actual!r}, as the code does, not "
+                             f"{case.expected!r}: the test's expected value was corrected.")
+                said_test = (f"`{case.call}` must give {case.expected!r}, as the test "
+                             f"expects, not {case.actual!r}: fix the code.")
             if verdict == "code":
                 text = case.corrected(workspace.path(case.path).read_text())
                 await kernel.call_tool(run, self.name, "write_file",
                                        {"path": case.path, "content": text}, registry=registry)
                 step.tool_calls.append(ToolOutcome("write_file", {"path": case.path},
                                                    "expected value corrected", True))
-                notes.append(f"{where}: a separate check of the rules found that `{case.call}` "
-                             f"gives {case.actual!r}, as the code does, not {case.expected!r}: the "
-                             "test's expected value was corrected.")
+                notes.append(f"{where}: a separate check of the rules found that {said_code}")
                 corrected = True
             elif verdict == "test":
-                notes.append(f"{where}: a separate check of the rules found that `{case.call}` "
-                             f"must give {case.expected!r}, as the test expects, not "
-                             f"{case.actual!r}: fix the code.")
+                notes.append(f"{where}: a separate check of the rules found that {said_test}")
         if not corrected:
             return False
         await kernel.call_tool(run, self.name, "run_tests", {}, registry=registry)
@@ -1107,7 +1153,10 @@ class Disagreement:
         call: the call, with arguments the test set in variables written in (``f(2025, 1)``).
         actual, expected: the two values.
         span: (line, start column, end column) of the expected literal in the test file (the
-            assert's own, or the assignment's of the variable it compares with).
+            assert's own, or the assignment's of the variable it compares with); for a
+            ``pytest.raises`` case, (first line, last line, -1) of its ``with`` block.
+        raises: the exception a ``with pytest.raises(...)`` block expected of a call that
+            returned normally (``actual`` and ``expected`` are then None).
     """
 
     path: str
@@ -1116,9 +1165,16 @@ class Disagreement:
     actual: Any
     expected: Any
     span: tuple[int, int, int]
+    raises: str | None = None
 
     def question(self, task: str) -> str:
         """The prompt that asks which value the task's rule gives."""
+        if self.raises is not None:
+            return (f"{task}\n\n## Check one case\n\nThe code returns normally for "
+                    f"`{self.call}` (it raises nothing). A test says it must raise {self.raises}. "
+                    f"Work the rules above through for exactly these arguments, step by step, "
+                    f"then end with one last line: `ANSWER: CODE` if the call is valid and must "
+                    f"not raise, or `ANSWER: TEST` if it must raise {self.raises}.")
         return (f"{task}\n\n## Check one value\n\nThe code says `{self.call}` returns "
                 f"{self.actual!r}. A test says it must return {self.expected!r}. Work the rule "
                 f"above through for exactly these arguments, step by step, then end with one "
@@ -1126,9 +1182,14 @@ class Disagreement:
                 f"{self.expected!r} is right.")
 
     def corrected(self, source: str) -> str:
-        """``source`` (the test file) with the expected literal replaced by ``actual``."""
+        """``source`` (the test file) with the expected literal replaced by ``actual``; for a
+        ``pytest.raises`` case, the block replaced by the bare call (it must not raise)."""
         lines = source.splitlines(keepends=True)
         number, start, end = self.span
+        if self.raises is not None:  # span: (first line, last line, -1) of the with block
+            indent = lines[number - 1][:len(lines[number - 1]) - len(lines[number - 1].lstrip())]
+            lines[number - 1:start] = [f"{indent}{self.call}\n"]
+            return "".join(lines)
         raw = lines[number - 1].encode()
         lines[number - 1] = (raw[:start] + repr(self.actual).encode() + raw[end:]).decode()
         return "".join(lines)
@@ -1145,18 +1206,64 @@ def disagreements(workspace: Workspace, task: str) -> list[Disagreement]:
     found: list[Disagreement] = []
     for match in _FAILED_AT.finditer(output):
         path, line = match.group(1), int(match.group(2))
-        said = _E_ASSERT.search(output[match.end():match.end() + 600])
+        after = output[match.end():match.end() + 600]
+        try:
+            tree = ast.parse(workspace.path(path).read_text())
+        except (SyntaxError, OSError, UnicodeDecodeError, ToolRetry, ValueError):
+            continue
+        if "DID NOT RAISE" in after.split("\n_", 1)[0]:
+            case = _raise_disagreement(tree, line, path)
+            if case is not None:
+                found.append(case)
+            continue
+        said = _E_ASSERT.search(after)
         if said is None:
             continue
         try:
-            tree = ast.parse(workspace.path(path).read_text())
             shown = ast.parse(said.group(1).strip(), mode="eval").body
-        except (SyntaxError, OSError, UnicodeDecodeError, ToolRetry, ValueError):
+        except (SyntaxError, ValueError):
             continue
         case = _disagreement(tree, line, shown, path)
         if case is not None and not _stated(case.expected, task):
             found.append(case)
     return found
+
+
+def _constants_before(function: ast.AST, line: int) -> dict[str, ast.expr]:
+    """The last constant each simple name of ``function`` was assigned before ``line``."""
+    constants: dict[str, ast.expr] = {}
+    for node in ast.walk(function):
+        if (isinstance(node, ast.Assign) and node.lineno < line and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and _literal(node.value)):
+            name = node.targets[0].id
+            if name not in constants or constants[name].lineno < node.lineno:
+                constants[name] = node.value
+    return constants
+
+
+def _with_constants(call: ast.expr, constants: Mapping[str, ast.expr]) -> str:
+    return ast.unparse(_Substitute(constants).visit(
+        ast.parse(ast.unparse(call), mode="eval")).body)
+
+
+def _raise_disagreement(tree: ast.Module, line: int, path: str) -> Disagreement | None:
+    """The ``with pytest.raises(E): <call>`` block on ``line`` as a disagreement."""
+    for function in ast.walk(tree):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(function):
+            if not (isinstance(node, ast.With) and node.lineno == line and len(node.body) == 1
+                    and isinstance(node.body[0], ast.Expr)
+                    and isinstance(node.body[0].value, ast.Call)):
+                continue
+            raising = _raises_block(function, line)
+            if raising is None:
+                return None
+            call = _with_constants(node.body[0].value, _constants_before(function, line))
+            return Disagreement(path, line, call, None, None,
+                                (node.lineno, node.end_lineno or node.lineno, -1),
+                                raises=raising[0])
+    return None
 
 
 def _disagreement(tree: ast.Module, line: int, shown: ast.expr, path: str
@@ -1166,13 +1273,7 @@ def _disagreement(tree: ast.Module, line: int, shown: ast.expr, path: str
     for function in ast.walk(tree):
         if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
-        constants: dict[str, ast.expr] = {}  # the last constant each name got before the line
-        for node in ast.walk(function):
-            if (isinstance(node, ast.Assign) and node.lineno < line and len(node.targets) == 1
-                    and isinstance(node.targets[0], ast.Name) and _literal(node.value)):
-                if node.targets[0].id not in constants or \
-                        constants[node.targets[0].id].lineno < node.lineno:
-                    constants[node.targets[0].id] = node.value
+        constants = _constants_before(function, line)
         for node in ast.walk(function):
             if not (isinstance(node, ast.Assert) and node.lineno == line
                     and isinstance(node.test, ast.Compare) and len(node.test.ops) == 1
@@ -1194,8 +1295,7 @@ def _disagreement(tree: ast.Module, line: int, shown: ast.expr, path: str
                     return None
                 if actual == expected or type(actual) is not type(expected):
                     return None
-                shown_call = ast.unparse(_Substitute(constants).visit(
-                    ast.parse(ast.unparse(call), mode="eval")).body)
+                shown_call = _with_constants(call, constants)
                 return Disagreement(path, line, shown_call, actual, expected,
                                     (literal.lineno, literal.col_offset,
                                      literal.end_col_offset or literal.col_offset))

@@ -427,7 +427,8 @@ def test_whole_format_says_which_call_did_not_raise_and_that_the_sources_decide(
              "    with pytest.raises(ValueError):\n        check(7)\n")
     llm = ScriptedLLM([_whole_reply(code, tests),
                        _whole_reply(code, tests.replace("check(7)", "check(-7)"))])
-    result = Coder(llm=llm, edit_format="whole").run("Write check(n).", kernel=kernel)
+    result = Coder(llm=llm, edit_format="whole", arbitrate=False).run("Write check(n).",
+                                                                       kernel=kernel)
     assert result.ok, result.test_output
     assert ("test_solution.py:8 expects `check(7)` to raise ValueError, but it returned "
             "normally") in llm.calls[1][1]["content"]
@@ -477,3 +478,44 @@ def test_a_stated_expected_value_or_a_reply_without_a_verdict_changes_no_test(
     assert result.ok
     assert "`letter(1)` returns 'B'" in llm.calls[1][0]["content"]
     assert len(llm.calls) == 3 and "separate check" not in llm.calls[2][1]["content"]
+
+
+def test_a_call_wrongly_expected_to_raise_is_settled_and_kept_as_a_bare_call(
+    kernel: Kernel,
+) -> None:
+    code = "def check(n):\n    if n < 0:\n        raise ValueError(n)\n    return n\n"
+    tests = ("import pytest\nfrom solution import check\n\n\ndef test_check():\n    n = 7\n"
+             "    with pytest.raises(ValueError):\n        check(-1)\n"
+             "    with pytest.raises(ValueError):\n        check(n)\n")
+    llm = ScriptedLLM([_whole_reply(code, tests), "7 is not negative.\nANSWER: CODE"])
+    result = Coder(llm=llm, edit_format="whole").run("Write check(n): negative n raise.",
+                                                     kernel=kernel)
+    assert result.ok and result.tests_passed, result.test_output
+    assert ("The code returns normally for `check(7)` (it raises nothing). A test says it must "
+            "raise ValueError.") in llm.calls[1][0]["content"]
+    assert result.files["test_solution.py"] == tests.replace(
+        "    with pytest.raises(ValueError):\n        check(n)\n", "    check(7)\n")
+
+
+def test_comparing_a_call_with_pytest_raises_becomes_a_raises_block() -> None:
+    from agentos.agents.coder import raises_for_exception_asserts
+
+    fixed, lines = raises_for_exception_asserts(
+        "def test_x():\n    assert f(0) == pytest.raises(ValueError)\n")
+    assert fixed == "def test_x():\n    with pytest.raises(ValueError):\n        f(0)\n"
+    assert lines == [2]
+
+
+def test_a_module_importing_itself_loses_that_import_before_the_tests_run(
+    kernel: Kernel,
+) -> None:
+    from agentos.agents.coder import drop_self_imports
+
+    ws = Workspace(kernel.settings.data_dir / "ws")
+    ws.write_file("solution.py", "from solution import f\nimport os\n\ndef f():\n    return 1\n")
+    ws.write_file("test_solution.py", "from solution import f\n\ndef test_f():\n    assert f() == 1\n")
+    result = ws.run_tests()
+    assert result["passed"], result
+    assert "removed `from solution import f` from solution.py" in result["repaired"]
+    assert ws.files()["solution.py"] == "import os\n\ndef f():\n    return 1\n"
+    assert drop_self_imports("import solutions\n", "solution") == ("import solutions\n", [])
