@@ -857,7 +857,8 @@ class Coder(Agent):
         corrected = False
         for case in disagreements(workspace, task)[:_ARBITRATIONS]:
             completion = await kernel.llm(
-                run, self.name, model, [{"role": "user", "content": case.question(task)}], None,
+                run, self.name, model, [{"role": "system", "content": _JUDGE},
+                                        {"role": "user", "content": case.question(task)}], None,
                 fallbacks=self.fallbacks, priority=self.priority, weight=self.weight,
                 **{**self.llm_params, "max_tokens": 600, "temperature": 0.0})
             verdict = _verdict(completion.content or "")
@@ -1140,6 +1141,8 @@ def _stated(value: Any, text: str) -> bool:
 
 
 _ARBITRATIONS = 2  # failing asserts settled by a separate LLM call, per test run
+_JUDGE = ("You check whether a value follows the rules of a text. You never write code: you "
+          "reason in words and arithmetic, then give your verdict on the last line.")
 _E_ASSERT = re.compile(r"^E\s+(?:AssertionError: )?assert (.+)$", re.M)
 
 
@@ -1168,18 +1171,21 @@ class Disagreement:
     raises: str | None = None
 
     def question(self, task: str) -> str:
-        """The prompt that asks which value the task's rule gives."""
+        """The prompt that asks which of the two the task's rules give."""
         if self.raises is not None:
-            return (f"{task}\n\n## Check one case\n\nThe code returns normally for "
-                    f"`{self.call}` (it raises nothing). A test says it must raise {self.raises}. "
-                    f"Work the rules above through for exactly these arguments, step by step, "
-                    f"then end with one last line: `ANSWER: CODE` if the call is valid and must "
-                    f"not raise, or `ANSWER: TEST` if it must raise {self.raises}.")
-        return (f"{task}\n\n## Check one value\n\nThe code says `{self.call}` returns "
-                f"{self.actual!r}. A test says it must return {self.expected!r}. Work the rule "
-                f"above through for exactly these arguments, step by step, then end with one "
-                f"last line: `ANSWER: CODE` if {self.actual!r} is right, or `ANSWER: TEST` if "
-                f"{self.expected!r} is right.")
+            ask = (f"Does `{self.call}` have to raise {self.raises} under the rules, or is it a "
+                   f"valid call? (The code returns normally for it; a test says it must raise.)")
+            answers = (f"`ANSWER: CODE` if the call is valid and must not raise, or "
+                       f"`ANSWER: TEST` if it must raise {self.raises}")
+        else:
+            ask = (f"Does `{self.call}` return {self.actual!r} (what the code returns) or "
+                   f"{self.expected!r} (what a test expects) under the rules?")
+            answers = (f"`ANSWER: CODE` if {self.actual!r} is right, or `ANSWER: TEST` if "
+                       f"{self.expected!r} is right")
+        return (f"Question: {ask}\n\nThe rules are in this text:\n<<<\n{task.strip()}\n>>>\n\n"
+                f"Question again: {ask}\nDo not write code. Work the rules through for exactly "
+                f"these arguments, step by step, in words and arithmetic; then end with one last "
+                f"line: {answers}.")
 
     def corrected(self, source: str) -> str:
         """``source`` (the test file) with the expected literal replaced by ``actual``; for a

@@ -297,7 +297,8 @@ def test_whole_format_writes_the_replied_files_tests_them_and_fixes_from_the_fai
     llm_calls = [s for s in kernel.store.syscalls(result.run_id) if s.kind == "llm"]
     assert len(llm_calls) == 3
     # 5 is not in the task, so a separate call checked who is right: the test, it said.
-    assert "The code says `add(2, 3)` returns -1. A test says it must return 5." in llm.calls[1][0]["content"]
+    assert ("Question: Does `add(2, 3)` return -1 (what the code returns) or 5 (what a test "
+            "expects) under the rules?") in llm.calls[1][1]["content"]
     # The next turn is a fresh two-message prompt: the files as they are, the failure and the
     # verdict, not the first turn's history.
     second = llm.calls[2]
@@ -453,9 +454,9 @@ def test_a_disagreement_the_rules_settle_for_the_code_corrects_the_test_and_pass
     result = Coder(llm=llm, edit_format="whole").run(task, kernel=kernel)
     assert result.ok and result.tests_passed, result.test_output
     assert len(llm.calls) == 2  # one turn of code, one check; no second turn was needed
-    question = llm.calls[1][0]["content"]
-    assert question.startswith(task)
-    assert "The code says `letter(8)` returns 'B'. A test says it must return 'C'." in question
+    question = llm.calls[1][1]["content"]
+    assert f"<<<\n{task}\n>>>" in question and "Do not write code." in question
+    assert "Does `letter(8)` return 'B' (what the code returns) or 'C' (what a test expects)" in question
     # Only the expected literal changed, in the assignment the assert reads.
     assert result.files["test_solution.py"] == tests.replace("expected = 'C'", "expected = 'B'")
     assert _tool_syscalls(kernel, result.run_id) == [
@@ -476,7 +477,7 @@ def test_a_stated_expected_value_or_a_reply_without_a_verdict_changes_no_test(
     result = Coder(llm=llm, edit_format="whole").run("Write letter(n); Q is a letter.",
                                                      kernel=kernel)
     assert result.ok
-    assert "`letter(1)` returns 'B'" in llm.calls[1][0]["content"]
+    assert "`letter(1)` return 'B'" in llm.calls[1][1]["content"]
     assert len(llm.calls) == 3 and "separate check" not in llm.calls[2][1]["content"]
 
 
@@ -491,8 +492,8 @@ def test_a_call_wrongly_expected_to_raise_is_settled_and_kept_as_a_bare_call(
     result = Coder(llm=llm, edit_format="whole").run("Write check(n): negative n raise.",
                                                      kernel=kernel)
     assert result.ok and result.tests_passed, result.test_output
-    assert ("The code returns normally for `check(7)` (it raises nothing). A test says it must "
-            "raise ValueError.") in llm.calls[1][0]["content"]
+    assert ("Does `check(7)` have to raise ValueError under the rules, or is it a valid call?"
+            ) in llm.calls[1][1]["content"]
     assert result.files["test_solution.py"] == tests.replace(
         "    with pytest.raises(ValueError):\n        check(n)\n", "    check(7)\n")
 
