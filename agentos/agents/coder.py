@@ -27,6 +27,16 @@ turn is a fresh, short prompt (the task, the files as they are, pytest's failure
 the whole history. Code in a Markdown block is what code models write best; inside a tool call's
 JSON string they must escape every quote and newline, and the re-sent history grows with every
 turn.
+
+A small model computes the expected values of its own tests and gets them wrong as often as its
+code, then bends correct code to the wrong test. So in the ``"whole"`` format a failing
+``assert f(x) == <value>`` whose value the task (with its sources) never states, or a
+``pytest.raises`` block around a call that returned normally, is settled by a separate short LLM
+call that quotes the task and asks, without code, which side the rules take for that call (the
+code's value, the test's, or neither; or whether it must raise). When the code's side wins the
+test is corrected (the literal replaced, or the raises block replaced by the bare call) as a
+``write_file`` syscall and the tests run again; otherwise the next turn is told what was found.
+Every such call is an LLM syscall.
 """
 
 from __future__ import annotations
@@ -863,6 +873,10 @@ class Coder(Agent):
                 **{**self.llm_params, "max_tokens": 600, "temperature": 0.0})
             verdict = _verdict(completion.content or "")
             where = f"{case.path}:{case.line}"
+            if verdict == "neither" and case.raises is None:
+                notes.append(f"{where}: a separate check of the rules found that `{case.call}` "
+                             f"gives neither the code's {case.actual!r} nor the test's "
+                             f"{case.expected!r}: work the rules through and fix both.")
             if case.raises is not None:
                 said_code = (f"`{case.call}` is valid and must not raise: the test's "
                              "pytest.raises check was replaced by the bare call.")
@@ -1171,7 +1185,9 @@ class Disagreement:
     raises: str | None = None
 
     def question(self, task: str) -> str:
-        """The prompt that asks which of the two the task's rules give."""
+        """The prompt that asks which side the task's rules take: the code's value or the
+        test's (or neither), or whether the call must raise. (Asked for the value itself instead,
+        the 1.5B copied the sources' worked example; shown both, it picked right 3 of 3 times.)"""
         if self.raises is not None:
             ask = (f"Does `{self.call}` have to raise {self.raises} under the rules, or is it a "
                    f"valid call? (The code returns normally for it; a test says it must raise.)")
@@ -1180,8 +1196,8 @@ class Disagreement:
         else:
             ask = (f"Does `{self.call}` return {self.actual!r} (what the code returns) or "
                    f"{self.expected!r} (what a test expects) under the rules?")
-            answers = (f"`ANSWER: CODE` if {self.actual!r} is right, or `ANSWER: TEST` if "
-                       f"{self.expected!r} is right")
+            answers = (f"`ANSWER: CODE` if {self.actual!r} is right, `ANSWER: TEST` if "
+                       f"{self.expected!r} is right, or `ANSWER: NEITHER` if both are wrong")
         return (f"Question: {ask}\n\nThe rules are in this text:\n<<<\n{task.strip()}\n>>>\n\n"
                 f"Question again: {ask}\nDo not write code. Work the rules through for exactly "
                 f"these arguments, step by step, in words and arithmetic; then end with one last "
@@ -1327,8 +1343,9 @@ class _Substitute(ast.NodeTransformer):
 
 
 def _verdict(reply: str) -> str | None:
-    """``"code"`` or ``"test"`` from a reply's last ``ANSWER:`` line; None without one."""
-    answers = re.findall(r"ANSWER:\W*(CODE|TEST)", reply, re.I)
+    """``"code"``, ``"test"`` or ``"neither"`` from a reply's last ``ANSWER:`` line; None
+    without one."""
+    answers = re.findall(r"ANSWER:\W*(CODE|TEST|NEITHER)", reply, re.I)
     return answers[-1].lower() if answers else None
 
 

@@ -520,3 +520,17 @@ def test_a_module_importing_itself_loses_that_import_before_the_tests_run(
     assert "removed `from solution import f` from solution.py" in result["repaired"]
     assert ws.files()["solution.py"] == "import os\n\ndef f():\n    return 1\n"
     assert drop_self_imports("import solutions\n", "solution") == ("import solutions\n", [])
+
+
+def test_a_check_that_agrees_with_neither_side_says_so_and_changes_nothing(
+    kernel: Kernel,
+) -> None:
+    code = "def half(x):\n    return x / 3\n"
+    tests = "from solution import half\n\n\ndef test_half():\n    assert half(9) == 4.0\n"
+    llm = ScriptedLLM([_whole_reply(code, tests), "9 / 2 = 4.5\nANSWER: NEITHER",
+                       _whole_reply(code.replace("/ 3", "/ 2"), tests.replace("4.0", "4.5"))])
+    result = Coder(llm=llm, edit_format="whole").run("Write half(x).", kernel=kernel)
+    assert result.ok
+    assert ("a separate check of the rules found that `half(9)` gives neither the code's 3.0 "
+            "nor the test's 4.0") in llm.calls[2][1]["content"]
+    assert result.files["test_solution.py"].endswith("== 4.5\n")  # the model's own fix
