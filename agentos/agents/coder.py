@@ -24,7 +24,8 @@ conversation. ``"whole"`` (for small local models, as Aider's "whole" format): t
 no tools; it replies with every file it writes as a fenced code block under the file's name, the
 Coder writes them (``write_file`` syscalls) and runs the tests (``run_tests``), and each next
 turn is a fresh, short prompt (the task, the files as they are, pytest's failures) instead of
-the whole history. Code in a Markdown block is what code models write best; inside a tool call's
+the whole history; after a reply that repeated the files unchanged, the next prompt leaves the
+files out and asks for them anew, sampled at temperature 1. Code in a Markdown block is what code models write best; inside a tool call's
 JSON string they must escape every quote and newline, and the re-sent history grows with every
 turn.
 
@@ -785,10 +786,12 @@ class Coder(Agent):
                 await kernel.call_tool(run, self.name, "write_file",
                                        {"path": path, "content": content}, registry=registry)
             for turn in range(max_steps):
-                prompt = _whole_prompt(task, workspace, notes, first=turn == 0 and not files)
+                stuck = previous is not None and bool(notes) and _REPEATED in notes[0]
+                prompt = _whole_prompt(task, workspace, notes, first=turn == 0 and not files,
+                                       anew=stuck)
                 params = {"max_tokens": 1500, **self.llm_params}
-                if previous is not None and notes and _REPEATED in notes[0]:
-                    params["temperature"] = max(0.7, float(params.get("temperature") or 0.0))
+                if stuck:
+                    params["temperature"] = max(1.0, float(params.get("temperature") or 0.0))
                 completion = await kernel.llm(
                     run, self.name, model,
                     [{"role": "system", "content": system}, {"role": "user", "content": prompt}],
@@ -1028,12 +1031,21 @@ def _named_files(task: str, files: Mapping[str, str] | None) -> list[str]:
     return list(dict.fromkeys(named))
 
 
-def _whole_prompt(task: str, workspace: Workspace, notes: Sequence[str], *, first: bool) -> str:
-    """A "whole" turn's prompt: the task; then the files and the last test run, if any."""
+def _whole_prompt(task: str, workspace: Workspace, notes: Sequence[str], *, first: bool,
+                  anew: bool = False) -> str:
+    """A "whole" turn's prompt: the task; then the files and the last test run, if any. With
+    ``anew`` (the last reply repeated the files) the files are left out and the LLM is asked to
+    write them again from the task and the failures: shown its files, a small model copies
+    them."""
     if first:
         return task + "\n" + _WHOLE_FIRST
-    parts = [task, "", "## The files now", ""]
-    for path, text in workspace.files().items():
+    parts = [task, ""]
+    if anew:
+        parts += ["Your files failed the tests again unchanged, so they are not shown: write "
+                  "solution and tests anew from the task, avoiding the failures below.", ""]
+    else:
+        parts += ["## The files now", ""]
+    for path, text in ({} if anew else workspace.files()).items():
         shown = text if len(text) <= _PROMPT_FILE_CHARS else text[:_PROMPT_FILE_CHARS] + "\n..."
         parts += [path, f"```python\n{shown.rstrip()}\n```", ""]
     last = workspace.last_tests

@@ -327,8 +327,12 @@ def test_whole_format_says_when_a_reply_repeats_the_files_and_samples_hotter(
                    llm_params={"temperature": 0.0}).run(
         "Write add.", kernel=kernel)
     assert result.ok
-    assert "gave exactly the files that were already there" in llm.calls[2][1]["content"]
-    assert [p.get("temperature") for p in seen] == [0.0, 0.0, 0.7]
+    third = llm.calls[2][1]["content"]
+    assert "gave exactly the files that were already there" in third
+    # Stuck: the files are left out (a small model copies what it is shown) and it samples hot.
+    assert "write solution and tests anew" in third and "## The files now" not in third
+    assert "assert -1 == 5" in third
+    assert [p.get("temperature") for p in seen] == [0.0, 0.0, 1.0]
 
 
 def test_whole_format_stops_after_two_replies_without_files_and_keeps_the_answer(
