@@ -33,11 +33,12 @@ A small model computes the expected values of its own tests and gets them wrong 
 code, then bends correct code to the wrong test. So in the ``"whole"`` format a failing
 ``assert f(x) == <value>`` whose value the task (with its sources) never states, or a
 ``pytest.raises`` block around a call that returned normally, is settled by a separate short LLM
-call that quotes the task and asks, without code, which side the rules take for that call (the
-code's value, the test's, or neither; or whether it must raise). When the code's side wins the
-test is corrected (the literal replaced, or the raises block replaced by the bare call) as a
-``write_file`` syscall and the tests run again; otherwise the next turn is told what was found.
-Every such call is an LLM syscall.
+call that quotes the task: for a value, it writes straight-line Python computing what the rules
+give for that one call (neither side's value shown), which the Coder runs in the sandbox and
+compares; for a raises case, it reasons in words and answers whether the call must raise. When
+the code's side wins the test is corrected (the literal replaced, or the raises block replaced
+by the bare call) as a ``write_file`` syscall and the tests run again; otherwise the next turn
+is told what was found. Every call, write and run is a syscall.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ _MAX_READ_CHARS = 20_000
 _TEST_TAIL_CHARS = 3_000
 _TOOL_TAIL_CHARS = 1_500  # of pytest's output, in a tool result the LLM reads
 _SHOW_FILE_CHARS = 4_000  # given files up to this size are shown in the task
-_SKIP_DIRS = {"__pycache__", ".pytest_cache"}
+_SKIP_DIRS = {"__pycache__", ".pytest_cache", ".checks"}
 
 _INSTRUCTIONS = """\
 You work in a workspace directory through your tools: write_file (a whole file), edit_file \
@@ -862,24 +863,33 @@ class Coder(Agent):
         self, kernel: Kernel, run: Run, model: str | LLM, task: str, workspace: Workspace,
         registry: ToolRegistry, step: Step, notes: list[str],
     ) -> bool:
-        """Settle failing asserts whose expected value the sources never state: for each (at
-        most two) a separate short LLM call works the task's rule through for that call and says
-        whether the code's value or the test's follows it. When the code's wins, the test's
-        expected value is corrected (a ``write_file`` syscall) and the tests run again. Adds
-        what was decided to ``notes``; True when the tests now pass."""
+        """Settle failing asserts whose expected value the sources never state (at most two per
+        test run) with a separate short LLM call. For a value, it writes straight-line Python
+        that computes, from the quoted rules, what that one call must return; the Coder runs it
+        in the sandbox and compares (a second, independent computation: the 1.5B reasoning in
+        words copied the sources' worked example instead). For a call a test says must raise,
+        it reasons in words and answers CODE or TEST. When the code's side wins, the test is
+        corrected (a ``write_file`` syscall) and the tests run again. Adds what was decided to
+        ``notes``; True when the tests now pass."""
         corrected = False
-        for case in disagreements(workspace, task)[:_ARBITRATIONS]:
+        for number, case in enumerate(disagreements(workspace, task)[:_ARBITRATIONS]):
+            system = _JUDGE if case.raises is not None else _ORACLE
             completion = await kernel.llm(
-                run, self.name, model, [{"role": "system", "content": _JUDGE},
+                run, self.name, model, [{"role": "system", "content": system},
                                         {"role": "user", "content": case.question(task)}], None,
                 fallbacks=self.fallbacks, priority=self.priority, weight=self.weight,
                 **{**self.llm_params, "max_tokens": 600, "temperature": 0.0})
-            verdict = _verdict(completion.content or "")
+            if case.raises is not None:
+                verdict = _verdict(completion.content or "")
+            else:  # the reply is a computation: run it in the sandbox, compare its value
+                verdict = await self._oracle(kernel, run, registry, case,
+                                             completion.content or "", number)
             where = f"{case.path}:{case.line}"
             if verdict == "neither" and case.raises is None:
                 notes.append(f"{where}: a separate check of the rules found that `{case.call}` "
-                             f"gives neither the code's {case.actual!r} nor the test's "
-                             f"{case.expected!r}: work the rules through and fix both.")
+                             f"gives {case.computed!r}, neither the code's {case.actual!r} nor "
+                             f"the test's {case.expected!r}: work the rules through and fix "
+                             "both.")
             if case.raises is not None:
                 said_code = (f"`{case.call}` is valid and must not raise: the test's "
                              "pytest.raises check was replaced by the bare call.")
@@ -903,6 +913,33 @@ class Coder(Agent):
             return False
         await kernel.call_tool(run, self.name, "run_tests", {}, registry=registry)
         return _passed(workspace)
+
+    async def _oracle(self, kernel: Kernel, run: Run, registry: ToolRegistry,
+                      case: Disagreement, reply: str, number: int) -> str | None:
+        """Run the check computation in ``reply`` (a ``write_file`` into ``.checks/`` and a
+        ``run_python`` syscall) and say whose value it printed: ``"code"``, ``"test"``,
+        ``"neither"``, or None when it gave no readable value."""
+        blocks, _ = file_blocks(reply, [f"{_CHECKS}/value_{number}.py"])
+        code = next(iter(blocks.values()), None)
+        if code is None:
+            return None
+        path = f"{_CHECKS}/value_{number}.py"
+        await kernel.call_tool(run, self.name, "write_file", {"path": path, "content": code},
+                               registry=registry)
+        ran = await kernel.call_tool(run, self.name, "run_python", {"path": path},
+                                     registry=registry)
+        lines = str(ran.get("stdout", "") if isinstance(ran, Mapping) else "").strip().splitlines()
+        if not lines:
+            return None
+        try:
+            value = ast.literal_eval(lines[-1].strip())
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return None
+        case.computed = value
+        if not (_comparable(value, case.actual) or _comparable(value, case.expected)):
+            return None  # a value of another kind (a count for a string): not an answer
+        return ("code" if _same(value, case.actual) else
+                "test" if _same(value, case.expected) else "neither")
 
     def _isolation_words(self) -> str:
         return ("bubblewrap: no network, only the workspace is writable"
@@ -1167,12 +1204,15 @@ def _stated(value: Any, text: str) -> bool:
 
 
 _ARBITRATIONS = 2  # failing asserts settled by a separate LLM call, per test run
+_CHECKS = ".checks"  # the workspace folder of check computations (not the Coder's files)
+_ORACLE = ("You compute one value by following the rules of a text step by step in plain "
+           "Python, for exactly the arguments given.")
 _JUDGE = ("You check whether a value follows the rules of a text. You never write code: you "
           "reason in words and arithmetic, then give your verdict on the last line.")
 _E_ASSERT = re.compile(r"^E\s+(?:AssertionError: )?assert (.+)$", re.M)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Disagreement:
     """A failing ``assert <call> == <constant>``: the code gives ``actual``, the test expects
     ``expected``, a value the task and its sources never state.
@@ -1186,6 +1226,7 @@ class Disagreement:
             ``pytest.raises`` case, (first line, last line, -1) of its ``with`` block.
         raises: the exception a ``with pytest.raises(...)`` block expected of a call that
             returned normally (``actual`` and ``expected`` are then None).
+        computed: the value the check computation printed, once it ran.
     """
 
     path: str
@@ -1195,21 +1236,25 @@ class Disagreement:
     expected: Any
     span: tuple[int, int, int]
     raises: str | None = None
+    computed: Any = None
 
     def question(self, task: str) -> str:
-        """The prompt that asks which side the task's rules take: the code's value or the
-        test's (or neither), or whether the call must raise. (Asked for the value itself instead,
-        the 1.5B copied the sources' worked example; shown both, it picked right 3 of 3 times.)"""
+        """The prompt: for a value, straight-line Python that computes what the call must
+        return (neither side's value is shown); for a raises case, whether the call must raise
+        (reasoned in words, a verdict on the last line)."""
         if self.raises is not None:
             ask = (f"Does `{self.call}` have to raise {self.raises} under the rules, or is it a "
                    f"valid call? (The code returns normally for it; a test says it must raise.)")
             answers = (f"`ANSWER: CODE` if the call is valid and must not raise, or "
                        f"`ANSWER: TEST` if it must raise {self.raises}")
         else:
-            ask = (f"Does `{self.call}` return {self.actual!r} (what the code returns) or "
-                   f"{self.expected!r} (what a test expects) under the rules?")
-            answers = (f"`ANSWER: CODE` if {self.actual!r} is right, `ANSWER: TEST` if "
-                       f"{self.expected!r} is right, or `ANSWER: NEITHER` if both are wrong")
+            name = self.call.split("(", 1)[0]
+            ask = (f"Compute, in plain Python, the value that `{self.call}` must return under "
+                   f"the rules. Do not define, import or call `{name}`: write straight-line code "
+                   f"for exactly these arguments, one step of the rules per line, ending with "
+                   f"`print(repr(result))`. Reply with one ```python block.")
+            return (f"{ask}\n\nThe rules are in this text:\n<<<\n{task.strip()}\n>>>\n\n"
+                    f"Again: {ask}")
         return (f"Question: {ask}\n\nThe rules are in this text:\n<<<\n{task.strip()}\n>>>\n\n"
                 f"Question again: {ask}\nDo not write code. Work the rules through for exactly "
                 f"these arguments, step by step, in words and arithmetic; then end with one last "
@@ -1352,6 +1397,20 @@ class _Substitute(ast.NodeTransformer):
 
     def visit_Name(self, node: ast.Name) -> ast.expr:
         return self.constants.get(node.id, node)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _comparable(a: Any, b: Any) -> bool:
+    return (_number(a) and _number(b)) or type(a) is type(b)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if _number(a) and _number(b):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+    return type(a) is type(b) and a == b
 
 
 def _verdict(reply: str) -> str | None:

@@ -281,7 +281,7 @@ def test_whole_format_writes_the_replied_files_tests_them_and_fixes_from_the_fai
     kernel: Kernel,
 ) -> None:
     llm = ScriptedLLM([_whole_reply(BUGGY),
-                       "2 + 3 is 5, so the test is right.\nANSWER: TEST",
+                       "```python\nresult = 2 + 3\nprint(repr(result))\n```",
                        _whole_reply("def add(a, b):\n    return a + b\n", say="Fixed the sign.")])
     result = Coder(llm=llm, edit_format="whole").run(
         "Write add(a, b) in solution.py, with tests in test_solution.py.", kernel=kernel)
@@ -292,13 +292,17 @@ def test_whole_format_writes_the_replied_files_tests_them_and_fixes_from_the_fai
     # Every write and test run is still a syscall; no tools are offered to the LLM.
     assert _tool_syscalls(kernel, result.run_id) == [
         ("write_file", "ok"), ("write_file", "ok"), ("run_tests", "ok"),
+        ("write_file", "ok"), ("run_python", "ok"),  # the check computation
         ("write_file", "ok"), ("write_file", "ok"), ("run_tests", "ok"),
     ]
+    assert set(result.files) == {"solution.py", "test_solution.py"}  # .checks/ is not shown
     llm_calls = [s for s in kernel.store.syscalls(result.run_id) if s.kind == "llm"]
     assert len(llm_calls) == 3
+    assert [n for n, _ in _tool_syscalls(kernel, result.run_id)][3:5] == ["write_file", "run_python"]
     # 5 is not in the task, so a separate call checked who is right: the test, it said.
-    assert ("Question: Does `add(2, 3)` return -1 (what the code returns) or 5 (what a test "
-            "expects) under the rules?") in llm.calls[1][1]["content"]
+    question = llm.calls[1][1]["content"]
+    assert question.startswith("Compute, in plain Python, the value that `add(2, 3)` must return")
+    assert "-1" not in question  # neither side's value is shown
     # The next turn is a fresh two-message prompt: the files as they are, the failure and the
     # verdict, not the first turn's history.
     second = llm.calls[2]
@@ -453,19 +457,19 @@ def test_a_disagreement_the_rules_settle_for_the_code_corrects_the_test_and_pass
     tests = ("from solution import letter\n\n\ndef test_letter():\n    n = 8\n"
              "    expected = 'C'\n    assert letter(n) == expected\n")
     llm = ScriptedLLM([_whole_reply(code, tests),
-                       "8 % 7 is 1, and position 1 of ABCDEFG is B.\nANSWER: CODE"])
+                       "```python\nresult = 'ABCDEFG'[8 % 7]\nprint(repr(result))\n```"])
     task = "Write letter(n): the capital letter at position n % 7 of the alphabet."
     result = Coder(llm=llm, edit_format="whole").run(task, kernel=kernel)
     assert result.ok and result.tests_passed, result.test_output
     assert len(llm.calls) == 2  # one turn of code, one check; no second turn was needed
     question = llm.calls[1][1]["content"]
-    assert f"<<<\n{task}\n>>>" in question and "Do not write code." in question
-    assert "Does `letter(8)` return 'B' (what the code returns) or 'C' (what a test expects)" in question
+    assert f"<<<\n{task}\n>>>" in question
+    assert "the value that `letter(8)` must return" in question and "Do not define" in question
     # Only the expected literal changed, in the assignment the assert reads.
     assert result.files["test_solution.py"] == tests.replace("expected = 'C'", "expected = 'B'")
     assert _tool_syscalls(kernel, result.run_id) == [
         ("write_file", "ok"), ("write_file", "ok"), ("run_tests", "ok"),
-        ("write_file", "ok"), ("run_tests", "ok"),
+        ("write_file", "ok"), ("run_python", "ok"), ("write_file", "ok"), ("run_tests", "ok"),
     ]
 
 
@@ -481,7 +485,7 @@ def test_a_stated_expected_value_or_a_reply_without_a_verdict_changes_no_test(
     result = Coder(llm=llm, edit_format="whole").run("Write letter(n); Q is a letter.",
                                                      kernel=kernel)
     assert result.ok
-    assert "`letter(1)` return 'B'" in llm.calls[1][1]["content"]
+    assert "the value that `letter(1)` must return" in llm.calls[1][1]["content"]
     assert len(llm.calls) == 3 and "separate check" not in llm.calls[2][1]["content"]
 
 
@@ -531,10 +535,19 @@ def test_a_check_that_agrees_with_neither_side_says_so_and_changes_nothing(
 ) -> None:
     code = "def half(x):\n    return x / 3\n"
     tests = "from solution import half\n\n\ndef test_half():\n    assert half(9) == 4.0\n"
-    llm = ScriptedLLM([_whole_reply(code, tests), "9 / 2 = 4.5\nANSWER: NEITHER",
+    llm = ScriptedLLM([_whole_reply(code, tests), "```python\nresult = 9 / 2\nprint(repr(result))\n```",
                        _whole_reply(code.replace("/ 3", "/ 2"), tests.replace("4.0", "4.5"))])
     result = Coder(llm=llm, edit_format="whole").run("Write half(x).", kernel=kernel)
     assert result.ok
-    assert ("a separate check of the rules found that `half(9)` gives neither the code's 3.0 "
+    assert ("a separate check of the rules found that `half(9)` gives 4.5, neither the code's 3.0 "
             "nor the test's 4.0") in llm.calls[2][1]["content"]
     assert result.files["test_solution.py"].endswith("== 4.5\n")  # the model's own fix
+
+
+def test_a_check_that_prints_a_value_of_another_kind_decides_nothing(kernel: Kernel) -> None:
+    code = "def tag(n):\n    return 'T' + str(n)\n"
+    tests = "from solution import tag\n\n\ndef test_tag():\n    assert tag(1) == 'T2'\n"
+    llm = ScriptedLLM([_whole_reply(code, tests), "```python\nresult = 25\nprint(repr(result))\n```",
+                       _whole_reply(code, tests.replace("'T2'", "'T1'"))])
+    result = Coder(llm=llm, edit_format="whole").run("Write tag(n).", kernel=kernel)
+    assert result.ok and "separate check" not in llm.calls[2][1]["content"]
