@@ -1,9 +1,7 @@
 def kivu_days(year: int) -> int:
     if year < 1:
-        raise ValueError
-    if year % 5 == 0 and year % 40 != 0:
-        return 371
-    elif year % 200 == 0:
+        raise ValueError("Year must be positive")
+    if year % 5 == 0 and year != 0:
         return 371
     else:
         return 364
