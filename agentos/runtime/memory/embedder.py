@@ -13,6 +13,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -211,7 +212,7 @@ class CachedEmbedder:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=60,
                                        isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _wal(self._db)
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS embeddings (model TEXT NOT NULL, hash TEXT NOT NULL, "
                 "vector BLOB NOT NULL, PRIMARY KEY (model, hash))"
@@ -269,3 +270,17 @@ class CachedEmbedder:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+def _wal(db: sqlite3.Connection, attempts: int = 50) -> None:
+    """Switch ``db`` to WAL. Two processes opening a new cache at once can get "database is
+    locked" from this pragma at once (SQLite does not wait out the busy timeout for it), so it is
+    tried again for about five seconds."""
+    for attempt in range(attempts):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
