@@ -54,6 +54,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentos.agents.base import Agent, AgentResult, Step, ToolOutcome
+from agentos.agents.stated import (
+    EXAMPLES_FILE, Example, examples_prompt, examples_test, parse_examples, stated,
+    task_functions, trusted_text,
+)
 from agentos.errors import BudgetExceeded, Cancelled, ToolFailed, ToolRetry, UserError
 from agentos.runtime.registry import ToolRegistry
 from agentos.runtime.tool import Tool, tool
@@ -136,6 +140,8 @@ class CoderResult(AgentResult):
         test_output: pytest's output from the last test run ("" when none ran).
         test_runs: how many times the tests ran (the LLM's runs and the Coder's checks).
         summary: one line: status, files, tests, LLM turns.
+        stated_examples: the examples the sources state that the Coder wrote as a fixed test
+            file (``stated_examples=True``), as ``call == value`` / ``call raises E`` lines.
     """
 
     workspace: Path | None = None
@@ -144,6 +150,7 @@ class CoderResult(AgentResult):
     test_output: str = ""
     test_runs: int = 0
     summary: str = ""
+    stated_examples: list[str] = field(default_factory=list)
 
 
 class Workspace:
@@ -619,6 +626,10 @@ class Coder(Agent):
             task and its sources never state with a separate LLM call that works the rule
             through for that call; when it finds the code's value right, the test's expected
             value is corrected (see :func:`disagreements`).
+        stated_examples: in the ``"whole"`` format, first ask the LLM for the examples the task
+            and its sources state, keep those the text bears out, and write them as a fixed
+            test file (:data:`~agentos.agents.stated.EXAMPLES_FILE`) that the LLM's replies
+            cannot change (see :mod:`agentos.agents.stated`). One more LLM call per visit.
 
     ``max_steps`` counts LLM turns over all rounds (default 30).
     """
@@ -639,6 +650,7 @@ class Coder(Agent):
         first_action: str | None = "write_file",
         edit_format: str = "tools",
         arbitrate: bool = True,
+        stated_examples: bool = False,
         on_step: Callable[[Step], None] | None = None,
         **agent_args: Any,
     ) -> None:
@@ -655,6 +667,8 @@ class Coder(Agent):
         self.first_action = first_action
         self.edit_format = edit_format
         self.arbitrate = arbitrate
+        self.stated_examples = stated_examples
+        self._examples: dict[str, list[Example]] = {}  # trusted text -> its stated examples
 
     def run(  # type: ignore[override]
         self, task: str, *, kernel: Kernel | None = None, files: Mapping[str, str] | None = None
@@ -786,10 +800,13 @@ class Coder(Agent):
             for path, content in (files or {}).items():
                 await kernel.call_tool(run, self.name, "write_file",
                                        {"path": path, "content": content}, registry=registry)
+            fixed = (await self._write_examples(kernel, run, model, task, workspace, registry,
+                                                names, steps)
+                     if self.stated_examples else None)
             for turn in range(max_steps):
                 stuck = previous is not None and bool(notes) and _REPEATED in notes[0]
                 prompt = _whole_prompt(task, workspace, notes, first=turn == 0 and not files,
-                                       anew=stuck)
+                                       anew=stuck, fixed=fixed)
                 params = {"max_tokens": 1500, **self.llm_params}
                 if stuck:
                     params["temperature"] = max(1.0, float(params.get("temperature") or 0.0))
@@ -802,6 +819,8 @@ class Coder(Agent):
                 step = Step(len(steps), content)
                 steps.append(step)
                 blocks, notes = file_blocks(content, names)
+                if fixed is not None and blocks.pop(EXAMPLES_FILE, None) is not None:
+                    notes.append(_FIXED_KEPT)
                 if not blocks:  # prose only: an answer, or a question (the crew reads it)
                     self._notify(step)
                     answer = content or answer
@@ -857,7 +876,43 @@ class Coder(Agent):
             status, error = "cancelled", str(exc)
         except (ToolFailed, ToolRetry) as exc:  # seeding files failed
             status, error = "failed", str(exc)
-        return self._result(workspace, steps, answer, status, error, run.id)
+        result = self._result(workspace, steps, answer, status, error, run.id)
+        if self.stated_examples:
+            result.stated_examples = [e.line for e in self._examples.get(trusted_text(task), [])]
+        return result
+
+    async def _write_examples(
+        self, kernel: Kernel, run: Run, model: str | LLM, task: str, workspace: Workspace,
+        registry: ToolRegistry, names: Sequence[str], steps: list[Step],
+    ) -> str | None:
+        """Ask for the examples the task states (one LLM call, recorded as a step), keep those
+        its trusted text bears out (:func:`~agentos.agents.stated.parse_examples`) and write them
+        to :data:`EXAMPLES_FILE` (a ``write_file`` syscall). The file's text, or None when the
+        task names no function or no example was kept. A revisit with the same sources reuses
+        the examples without asking again."""
+        functions = task_functions(task)
+        if not functions:
+            return None
+        trusted = trusted_text(task)
+        if trusted not in self._examples:
+            completion = await kernel.llm(
+                run, self.name, model,
+                [{"role": "user", "content": examples_prompt(trusted, functions)}], None,
+                fallbacks=self.fallbacks, priority=self.priority, weight=self.weight,
+                **{**self.llm_params, "max_tokens": 400, "temperature": 0.0})
+            reply = completion.content or ""
+            steps.append(Step(len(steps), reply))
+            self._examples[trusted] = parse_examples(reply, trusted, functions)[0]
+            self._notify(steps[-1])
+        examples = self._examples[trusted]
+        if not examples:
+            return None
+        code = next((n for n in names if n.endswith(".py")
+                     and not Path(n).name.startswith("test_")), "solution.py")
+        text = examples_test(examples, code.removesuffix(".py").replace("/", "."))
+        await kernel.call_tool(run, self.name, "write_file",
+                               {"path": EXAMPLES_FILE, "content": text}, registry=registry)
+        return text
 
     async def _arbitrate(
         self, kernel: Kernel, run: Run, model: str | LLM, task: str, workspace: Workspace,
@@ -1012,6 +1067,10 @@ _REPEATED = ("Your last reply gave exactly the files that were already there, so
 _NO_FILES = ("Your last reply had no file in it. Reply with the files, each under its name in a "
              "fenced block.")
 _PROMPT_FILE_CHARS = 6000  # of each file, in a "whole" prompt
+_FIXED = ("The Coder wrote {name} from the examples the sources state. It runs with your tests "
+          "and your replies cannot change it: where it fails, the code is wrong.")
+_FIXED_KEPT = (f"Your {EXAMPLES_FILE} was not written: that file holds the examples the sources "
+               "state, and only the Coder writes it. Fix the code instead.")
 
 
 def file_blocks(reply: str, names: Sequence[str] = ("solution.py", "test_solution.py")
@@ -1069,20 +1128,23 @@ def _named_files(task: str, files: Mapping[str, str] | None) -> list[str]:
 
 
 def _whole_prompt(task: str, workspace: Workspace, notes: Sequence[str], *, first: bool,
-                  anew: bool = False) -> str:
+                  anew: bool = False, fixed: str | None = None) -> str:
     """A "whole" turn's prompt: the task; then the files and the last test run, if any. With
     ``anew`` (the last reply repeated the files) the files are left out and the LLM is asked to
     write them again from the task and the failures: shown its files, a small model copies
-    them."""
+    them. ``fixed``: the text of the stated examples' test file, shown in every prompt."""
+    examples = ([_FIXED.format(name=EXAMPLES_FILE), EXAMPLES_FILE,
+                 f"```python\n{fixed.rstrip()}\n```", ""] if fixed is not None else [])
     if first:
-        return task + "\n" + _WHOLE_FIRST
-    parts = [task, ""]
+        return "\n".join([task, _WHOLE_FIRST, "", *examples]).strip()
+    parts = [task, "", *examples]
     if anew:
         parts += ["Your files failed the tests again unchanged, so they are not shown: write "
                   "solution and tests anew from the task, avoiding the failures below.", ""]
     else:
         parts += ["## The files now", ""]
-    for path, text in ({} if anew else workspace.files()).items():
+    shown = {p: t for p, t in workspace.files().items() if fixed is None or p != EXAMPLES_FILE}
+    for path, text in ({} if anew else shown).items():
         shown = text if len(text) <= _PROMPT_FILE_CHARS else text[:_PROMPT_FILE_CHARS] + "\n..."
         parts += [path, f"```python\n{shown.rstrip()}\n```", ""]
     last = workspace.last_tests
@@ -1143,7 +1205,7 @@ def expectation_notes(workspace: Workspace, task: str) -> list[str]:
         shown = repr(expected)
         said = next((text.strip() for text in output[match.end():].split("\n")[:6]
                      if text.strip().startswith("E ")), "")
-        if _stated(expected, task):
+        if stated(expected, trusted_text(task)):
             notes.append(f"{where} expects {shown}, which the task or its sources state: the "
                          f"code must produce it ({said[1:].strip()}).")
         else:
@@ -1184,23 +1246,6 @@ def _expected_constant(tree: ast.AST, line: int) -> Any:
             if value is not None and not isinstance(value, bool):
                 return value
     return None
-
-
-def _stated(value: Any, text: str) -> bool:
-    """Whether ``text`` states ``value``: a string verbatim, a number in one of its usual
-    spellings (``6.5``/``6.50``, ``-10.0``/``-10``), a tuple or list element by element."""
-    if isinstance(value, (tuple, list)):
-        return bool(value) and all(_stated(v, text) for v in value)
-    if isinstance(value, str):
-        return bool(value.strip()) and value in text
-    if isinstance(value, (int, float)):
-        spellings = {repr(value), str(value)}
-        if isinstance(value, float):
-            spellings |= {f"{value:.2f}", f"{value:.1f}"}
-            if value.is_integer():
-                spellings.add(str(int(value)))
-        return any(re.search(rf"(?<![\w.]){re.escape(s)}(?![\w])", text) for s in spellings)
-    return False
 
 
 _ARBITRATIONS = 2  # failing asserts settled by a separate LLM call, per test run
@@ -1285,6 +1330,8 @@ def disagreements(workspace: Workspace, task: str) -> list[Disagreement]:
     found: list[Disagreement] = []
     for match in _FAILED_AT.finditer(output):
         path, line = match.group(1), int(match.group(2))
+        if path == EXAMPLES_FILE:  # stated by the sources: never the test's mistake
+            continue
         after = output[match.end():match.end() + 600]
         try:
             tree = ast.parse(workspace.path(path).read_text())
@@ -1303,7 +1350,7 @@ def disagreements(workspace: Workspace, task: str) -> list[Disagreement]:
         except (SyntaxError, ValueError):
             continue
         case = _disagreement(tree, line, shown, path)
-        if case is not None and not _stated(case.expected, task):
+        if case is not None and not stated(case.expected, trusted_text(task)):
             found.append(case)
     return found
 

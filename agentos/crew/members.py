@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agentos.agents.stated import EXAMPLES_FILE, SOURCES_END, SOURCES_HEADINGS
 from agentos.crew.builtin import FACTS_MISSING
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class CoderMember:
         result = await self.coder.arun(task, kernel=kernel, run=run)
         asked = [s.content for s in result.steps if s.content and FACTS_MISSING in s.content]
         data: dict[str, Any] = {
+            "stated_examples": result.stated_examples,
             "files": result.files,
             "tests_passed": result.tests_passed,
             "test_output": result.test_output[-_TEST_OUTPUT_CHARS:],
@@ -68,7 +70,13 @@ class CoderMember:
             data["facts_missing"] = asked[-1][asked[-1].index(FACTS_MISSING):]
         listing = "\n\n".join(f"{path}:\n```python\n{text[:_FILE_CHARS].rstrip()}\n```"
                               for path, text in result.files.items() if path.endswith(".py"))
-        answer = f"{result.summary}\n\n{result.answer or ''}\n\n{listing}".strip()
+        examples = ""
+        if result.stated_examples:
+            examples = (f"The {len(result.stated_examples)} examples the sources state ("
+                        f"{EXAMPLES_FILE}, written by the Coder) "
+                        f"{'pass' if result.tests_passed else 'ran with the tests'}: "
+                        + "; ".join(result.stated_examples))
+        answer = f"{result.summary}\n{examples}\n\n{result.answer or ''}\n\n{listing}".strip()
         if asked and not result.tests_passed:
             answer += "\n" + data["facts_missing"]
         return MemberResult(answer, result.status, result.error, data, result.steps)
@@ -113,11 +121,12 @@ def _cited_sources(report: Any) -> str:
     retrieved = report.retrieved
     cited = [c.chunk_id for c in report.citations if c.chunk_id in retrieved]
     ids = list(dict.fromkeys(cited))[:_SOURCES]
-    heading = ("Sources cited (verbatim)" if report.status == "succeeded" else
-               "Sources cited (verbatim; the citation check did not pass)")
+    cited_heading, retrieved_heading = SOURCES_HEADINGS
+    heading = (f"{cited_heading})" if report.status == "succeeded" else
+               f"{cited_heading}; the citation check did not pass)")
     if not ids:
         ids = list(retrieved)[:_SOURCES]
-        heading = "Sources retrieved (verbatim; none was cited)"
+        heading = f"{retrieved_heading}; none was cited)"
     if not ids:
         return ""
     parts = []
@@ -126,7 +135,7 @@ def _cited_sources(report: Any) -> str:
         name = (hit.source or hit.namespace).rsplit("/", 1)[-1]
         text = hit.text if len(hit.text) <= _SOURCE_CHARS else hit.text[:_SOURCE_CHARS] + " [...]"
         parts.append(f"[{name}, part {hit.position}]\n{text.strip()}")
-    return f"{heading}:\n\n" + "\n\n".join(parts)
+    return f"{heading}:\n\n" + "\n\n".join(parts) + f"\n{SOURCES_END}"
 
 
 def default_members(kernel: Kernel, model: str | None = None) -> dict[str, Member]:
@@ -137,7 +146,9 @@ def default_members(kernel: Kernel, model: str | None = None) -> dict[str, Membe
     and answering with verified citations; the coder is the :class:`~agentos.agents.Coder`
     (workspace, bubblewrap sandbox, pytest), in the ``"whole"`` edit format with at most six
     LLM turns per visit on a ``local/`` model (small models write better code in Markdown blocks
-    than in tool-call JSON); the reviewer is a plain agent.
+    than in tool-call JSON), writing the examples the sources state as a fixed test file
+    (``stated_examples=True``: a small model's own expected values are often wrong); the
+    reviewer is a plain agent.
     """
     from agentos.agents.base import Agent
     from agentos.agents.coder import Coder
@@ -152,7 +163,8 @@ def default_members(kernel: Kernel, model: str | None = None) -> dict[str, Membe
     members["coder"] = CoderMember(Coder(
         "coder", llm=llm, kernel=kernel,
         instructions=f"If a fact you need is missing from the task and research, say '{FACTS_MISSING} <question>'.",
-        **({"edit_format": "whole", "max_steps": _WHOLE_TURNS} if local else {}),
+        **({"edit_format": "whole", "max_steps": _WHOLE_TURNS, "stated_examples": True}
+           if local else {}),
     ))
     members["reviewer"] = Agent(
         "reviewer", llm=llm, kernel=kernel,

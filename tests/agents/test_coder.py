@@ -418,7 +418,7 @@ def test_whole_format_flags_a_failing_expected_value_the_sources_never_state(
 
 
 def test_stated_values_match_their_usual_spellings_only() -> None:
-    from agentos.agents.coder import _stated
+    from agentos.agents.stated import stated as _stated
 
     text = "A parcel of 3.2 kg costs EUR 6.50; -10.0 degrees; humidity 45 %; KF-2024-00042-G."
     assert _stated(6.5, text) and _stated(-10.0, text) and _stated(45, text)

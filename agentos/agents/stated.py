@@ -1,0 +1,212 @@
+"""Examples the sources state, as fixed tests the LLM may not change.
+
+A small model writes tests whose expected values it computed itself, as wrong as its code, and
+then bends the code to them. The worked examples of a task's sources ("1960 and 2040 are not
+leap years", "the 42nd invoice of 2024 is ``KF-2024-00042-G``") are the one kind of test that
+is right by construction. So the Coder asks the LLM to list them, one per line as
+``f(args) == value`` or ``f(args) raises ValueError``, keeps a line only when every argument and
+the expected value appear in the trusted text (the task and the sources' own words, not the
+researcher's summary), and writes the kept ones to :data:`EXAMPLES_FILE`, which the LLM's
+replies cannot overwrite. A pairing error (a stated argument with another stated value) is not
+caught here; two lines giving one call different outcomes are both dropped.
+
+Pure functions: the Coder makes the LLM call and the ``write_file`` syscall.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "EXAMPLES_FILE", "SOURCES_END", "SOURCES_HEADINGS", "Example", "examples_prompt",
+    "examples_test", "parse_examples", "stated", "task_functions", "trusted_text",
+]
+
+EXAMPLES_FILE = "test_stated_examples.py"
+SOURCES_HEADINGS = ("Sources cited (verbatim", "Sources retrieved (verbatim")
+"""How a crew's research hands on the sources' own text (``agentos.crew.members``)."""
+SOURCES_END = "(end of the sources)"
+_MAX_EXAMPLES = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One stated example: ``call`` returns ``expected``, or raises ``raises``."""
+
+    call: str
+    function: str
+    expected: Any = None
+    raises: str | None = None
+
+    @property
+    def line(self) -> str:
+        return (f"{self.call} raises {self.raises}" if self.raises else
+                f"{self.call} == {self.expected!r}")
+
+
+def trusted_text(task: str) -> str:
+    """The part of ``task`` that states facts: all of it, unless it hands on sources verbatim
+    (a crew's research); then the task's own words before its first ``## `` section plus each
+    verbatim section (from its heading to :data:`SOURCES_END`), leaving out what a model wrote
+    (the researcher's answer, a previous output's code)."""
+    starts = sorted(i for heading in SOURCES_HEADINGS
+                    for i in (m.start() for m in re.finditer(re.escape(heading), task)))
+    if not starts:
+        return task
+    first_section = task.find("\n## ")
+    parts = [task[:first_section] if first_section >= 0 else ""]
+    for start in starts:
+        end = task.find(SOURCES_END, start)
+        parts.append(task[start:end if end >= 0 else len(task)])
+    return "\n".join(parts)
+
+
+def task_functions(task: str) -> list[str]:
+    """The functions a task asks for: ``function name(`` or ``def name(`` in its text."""
+    names = re.findall(r"\b(?:function|def)\s+`?([A-Za-z_]\w*)\s*\(", task)
+    return list(dict.fromkeys(names))
+
+
+def examples_prompt(task: str, functions: Sequence[str]) -> str:
+    """The LLM prompt that asks for the examples ``task`` states for ``functions``."""
+    name = functions[0]
+    listed = ", ".join(f"`{f}`" for f in functions)
+    return (
+        f"The text below describes {listed}. List every example the text itself gives: a call "
+        f"with the result the text states for it, and a call the text says is an error.\n\n"
+        f"<<<\n{task.strip()}\n>>>\n\n"
+        f"Write one example per line, in exactly one of these two forms (Python literals):\n"
+        f"{name}(<arguments>) == <the result the text gives>\n"
+        f"{name}(<arguments>) raises <the exception the text names>\n"
+        f"Take the arguments and results from the text's own examples and words; never compute "
+        f"or invent an example the text does not give. No other text. If the text gives no "
+        f"example, reply NONE.")
+
+
+def parse_examples(reply: str, trusted: str, functions: Sequence[str]
+                   ) -> tuple[list[Example], list[str]]:
+    """The examples of ``reply`` that ``trusted`` states, and why each other line was dropped.
+
+    A line is kept when it calls one of ``functions`` with literal arguments, each stated in
+    ``trusted`` (a string verbatim, a number in one of its usual spellings), and gives either a
+    literal result stated there too (a bool counts as stated: the text's valid/invalid) or an
+    exception class that the text names. Calls given two different outcomes are dropped."""
+    kept: list[Example] = []
+    dropped: list[str] = []
+    for raw in _lines(reply):
+        example, why = _example(raw, trusted, functions)
+        if example is None:
+            if why:
+                dropped.append(f"{raw}: {why}")
+            continue
+        kept.append(example)
+    outcomes: dict[str, set[str]] = {}
+    for example in kept:
+        outcomes.setdefault(example.call, set()).add(example.line)
+    conflicting = {call for call, lines in outcomes.items() if len(lines) > 1}
+    dropped += [f"{call}: given two different outcomes" for call in sorted(conflicting)]
+    unique = list({e.line: e for e in kept if e.call not in conflicting}.values())
+    return unique[:_MAX_EXAMPLES], dropped
+
+
+def examples_test(examples: Sequence[Example], module: str) -> str:
+    """The fixed test file for ``examples``: one test per example, importing from ``module``."""
+    functions = sorted({e.function for e in examples})
+    lines = [
+        '"""The examples the task\'s sources state, one test each, written by the Coder from',
+        "the sources' own words. Replies cannot change this file: make the code pass it.\"\"\"",
+        "", "import pytest", "", f"from {module} import {', '.join(functions)}", "",
+    ]
+    for number, example in enumerate(examples, 1):
+        lines += ["", f"def test_stated_example_{number}():"]
+        if example.raises:
+            lines += [f"    with pytest.raises({example.raises}):", f"        {example.call}"]
+        elif _has_float(example.expected):
+            lines.append(f"    assert {example.call} == pytest.approx({example.expected!r})")
+        else:
+            lines.append(f"    assert {example.call} == {example.expected!r}")
+    return "\n".join(lines) + "\n"
+
+
+def _lines(reply: str) -> Iterable[str]:
+    for line in reply.splitlines():
+        line = line.strip()
+        line = re.sub(r"^(?:[-*•]|\d+[.)])\s+", "", line)
+        line = re.split(r"\s+#", line, maxsplit=1)[0].strip("` ").rstrip(";,.")
+        line = re.sub(r"^assert\s+", "", line)
+        if line and not line.startswith("```") and line.upper() != "NONE":
+            yield line
+
+
+def _example(line: str, trusted: str, functions: Sequence[str]) -> tuple[Example | None, str]:
+    raises = None
+    match = re.fullmatch(r"(.+\))\s+raises\s+([A-Za-z_]\w*)(?:\(.*\))?", line)
+    if match:
+        source, raises = match.group(1), match.group(2)
+        exception = getattr(builtins, raises, None)
+        if not (isinstance(exception, type) and issubclass(exception, Exception)):
+            return None, f"{raises} is not a built-in exception"
+        if not re.search(rf"\b{raises}\b", trusted):
+            return None, f"the text does not name {raises}"
+    else:
+        source = line
+    try:
+        node = ast.parse(source, mode="eval").body
+    except SyntaxError:
+        return None, "" if "(" not in line else "not Python"
+    expected: Any = None
+    if raises is None:
+        if not (isinstance(node, ast.Compare) and len(node.ops) == 1
+                and isinstance(node.ops[0], ast.Eq)):
+            return None, "not of the form call == value"
+        try:
+            expected = ast.literal_eval(node.comparators[0])
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return None, "the result is not a literal"
+        node = node.left
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in functions):
+        return None, f"not a call of {', '.join(functions)}"
+    try:
+        arguments = [ast.literal_eval(a) for a in node.args]
+        arguments += [ast.literal_eval(k.value) for k in node.keywords if k.arg]
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None, "an argument is not a literal"
+    if len(arguments) != len(node.args) + len(node.keywords):
+        return None, "an argument is not a literal"
+    for argument in arguments:
+        if not stated(argument, trusted):
+            return None, f"the text does not state the argument {argument!r}"
+    if raises is None and not (isinstance(expected, bool) or stated(expected, trusted)):
+        return None, f"the text does not state the result {expected!r}"
+    return Example(ast.unparse(node), node.func.id, expected, raises), ""
+
+
+def stated(value: Any, text: str) -> bool:
+    """Whether ``text`` states ``value``: a string verbatim, a number in one of its usual
+    spellings (``6.5``/``6.50``, ``-10.0``/``-10``), a tuple or list element by element."""
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, (tuple, list)):
+        return bool(value) and all(stated(v, text) for v in value)
+    if isinstance(value, str):
+        return bool(value.strip()) and value in text
+    if isinstance(value, (int, float)):
+        spellings = {repr(value), str(value)}
+        if isinstance(value, float):
+            spellings |= {f"{value:.2f}", f"{value:.1f}"}
+            if value.is_integer():
+                spellings.add(str(int(value)))
+        return any(re.search(rf"(?<![\w.]){re.escape(s)}(?![\w])", text) for s in spellings)
+    return False
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, (tuple, list)):
+        return any(_has_float(v) for v in value)
+    return isinstance(value, float)

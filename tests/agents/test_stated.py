@@ -1,0 +1,142 @@
+"""Stated examples: the sources' own examples become a fixed test file the LLM cannot change."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentos import Kernel, load_settings
+from agentos.agents import Coder
+from agentos.agents.stated import (
+    EXAMPLES_FILE, SOURCES_END, examples_test, parse_examples, task_functions, trusted_text,
+)
+from agentos.testing import ScriptedLLM
+
+KIVU = ("A Kivu year is a leap year when its number is divisible by 5, except when it is "
+        "divisible by 40; but years divisible by 200 are leap years again. So 1995 and 2000 are "
+        "leap years, 1960 and 2040 are not, and 2200 is. A year has 364 days, a leap year 371. "
+        "Year numbers start at 1; year 0 does not exist (ValueError).")
+GOAL = ("Write a Python function kivu_days(year: int) -> int that returns the days of a Kivu "
+        "year. Put the function in solution.py and its pytest tests in test_solution.py.")
+
+
+@pytest.fixture
+def kernel(tmp_path: Path) -> Iterator[Kernel]:
+    k = Kernel(load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path / "data")}))
+    yield k
+    k.close()
+
+
+def test_keeps_the_examples_the_text_states_and_says_why_it_drops_the_others() -> None:
+    reply = ("```\nkivu_days(1995) == 371\n- kivu_days(1960) == 364\n"
+             "2. `kivu_days(2200) == 371`  # a leap year\n"
+             "kivu_days(1961) == 364\n"          # 1961 is not in the text: made up
+             "kivu_days(2040) == 365\n"          # 365 is not in the text
+             "kivu_days(0) raises ValueError\n"
+             "kivu_days(-5) raises ValueError\n"  # -5 is not in the text
+             "kivu_days(2000) raises KeyError\n"  # the text never names KeyError
+             "leap(1995) == 371\n"               # not the task's function
+             "kivu_days(year) == 371\n"          # not a literal argument
+             "```")
+    examples, dropped = parse_examples(reply, KIVU, ["kivu_days"])
+    assert [e.line for e in examples] == [
+        "kivu_days(1995) == 371", "kivu_days(1960) == 364", "kivu_days(2200) == 371",
+        "kivu_days(0) raises ValueError"]
+    assert len(dropped) == 6
+    assert any("argument 1961" in d for d in dropped)
+    assert any("result 365" in d for d in dropped)
+    assert any("does not name KeyError" in d for d in dropped)
+    assert parse_examples("NONE", KIVU, ["kivu_days"]) == ([], [])
+
+
+def test_a_call_given_two_outcomes_is_dropped_and_floats_compare_approximately() -> None:
+    text = "A parcel of 3.2 kg costs EUR 6.50 in zone domestic; 2 kg cost EUR 4.20 (ValueError)."
+    reply = ("shipping_cost(3.2, 'domestic') == 6.5\nshipping_cost(2, 'domestic') == 4.2\n"
+             "shipping_cost(2, 'domestic') raises ValueError\n")
+    examples, dropped = parse_examples(reply, text, ["shipping_cost"])
+    assert [e.line for e in examples] == ["shipping_cost(3.2, 'domestic') == 6.5"]
+    assert dropped == ["shipping_cost(2, 'domestic'): given two different outcomes"]
+    test = examples_test(examples, "solution")
+    assert "from solution import shipping_cost" in test
+    assert "assert shipping_cost(3.2, 'domestic') == pytest.approx(6.5)" in test
+
+
+def test_trusted_text_leaves_out_what_a_model_wrote_between_the_task_and_the_sources() -> None:
+    task = (f"{GOAL}\n\n## Input from research\nThe researcher says kivu_days(1961) == 365.\n\n"
+            f"Sources cited (verbatim):\n\n[kivu.md, part 0]\n{KIVU}\n{SOURCES_END}\n\n"
+            "## Your previous output\nsolution.py: return 365 if year % 4 else 366")
+    trusted = trusted_text(task)
+    assert GOAL in trusted and KIVU in trusted
+    assert "1961" not in trusted and "365" not in trusted and "366" not in trusted
+    assert trusted_text(GOAL) == GOAL  # no sources handed on: the task is the text
+    assert task_functions(GOAL) == ["kivu_days"]
+
+
+_RIGHT = ("def kivu_days(year):\n    if year < 1:\n        raise ValueError(year)\n"
+          "    leap = year % 5 == 0 and (year % 40 != 0 or year % 200 == 0)\n"
+          "    return 371 if leap else 364\n")
+_NO_40 = ("def kivu_days(year):\n    if year < 1:\n        raise ValueError(year)\n"
+          "    return 371 if year % 5 == 0 else 364\n")
+_OWN_TESTS = ("from solution import kivu_days\n\n\ndef test_kivu():\n"
+              "    assert kivu_days(1995) == 371\n    assert kivu_days(40) == 371\n")
+
+
+def _files(code: str, tests: str) -> str:
+    return f"solution.py\n```python\n{code}```\n\ntest_solution.py\n```python\n{tests}```\n"
+
+
+def test_the_coder_runs_the_stated_examples_and_the_llm_cannot_rewrite_them(
+    kernel: Kernel,
+) -> None:
+    """The code and its own tests agree on a wrong value (no divisible-by-40 rule, as the 1.5B
+    wrote them); the stated example 1960 -> 364 fails them, and the LLM's attempt to weaken
+    the fixed file is not written."""
+    weakened = "def test_stated_example_1():\n    assert True\n"
+    llm = ScriptedLLM([
+        "kivu_days(1995) == 371\nkivu_days(1960) == 364\nkivu_days(0) raises ValueError",
+        _files(_NO_40, _OWN_TESTS),
+        _files(_NO_40, _OWN_TESTS) + f"\n{EXAMPLES_FILE}\n```python\n{weakened}```\n",
+        _files(_RIGHT, _OWN_TESTS.replace("kivu_days(40) == 371", "kivu_days(1960) == 364")),
+    ])
+    task = f"{GOAL}\n\n{KIVU}"
+    result = Coder(llm=llm, edit_format="whole", arbitrate=False, stated_examples=True,
+                   max_steps=5).run(task, kernel=kernel)
+    assert result.ok and result.tests_passed, result.test_output
+    assert result.stated_examples == ["kivu_days(1995) == 371", "kivu_days(1960) == 364",
+                                      "kivu_days(0) raises ValueError"]
+    assert result.files["solution.py"] == _RIGHT
+    fixed = result.files[EXAMPLES_FILE]
+    assert "assert kivu_days(1960) == 364" in fixed and "assert True" not in fixed
+    asked = llm.calls[0][0]["content"]
+    assert "List every example the text itself gives" in asked and KIVU in asked
+    first = llm.calls[1][1]["content"]
+    assert "assert kivu_days(1960) == 364" in first  # the first prompt shows the fixed file
+    second = llm.calls[2][1]["content"]
+    assert "assert 371 == 364" in second  # pytest's report of the failing stated example
+    assert f"Your {EXAMPLES_FILE} was not written" in llm.calls[3][1]["content"]
+    writes = [json.loads(s.detail)["arguments"]["path"] if isinstance(s.detail, str) else
+              s.detail["arguments"]["path"] for s in kernel.store.syscalls(result.run_id)
+              if s.kind == "tool" and s.name == "write_file"]
+    assert writes[0] == EXAMPLES_FILE and writes.count(EXAMPLES_FILE) == 1
+
+
+def test_without_stated_examples_the_wrong_code_and_its_tests_pass_together(
+    kernel: Kernel,
+) -> None:
+    """The control: the same replies with ``stated_examples=False`` end at the wrong code."""
+    llm = ScriptedLLM([_files(_NO_40, _OWN_TESTS)])
+    result = Coder(llm=llm, edit_format="whole", arbitrate=False, max_steps=5).run(
+        f"{GOAL}\n\n{KIVU}", kernel=kernel)
+    assert result.tests_passed and result.files["solution.py"] == _NO_40
+    assert EXAMPLES_FILE not in result.files and result.stated_examples == []
+
+
+def test_a_reply_with_no_stated_example_leaves_the_coder_as_it_was(kernel: Kernel) -> None:
+    llm = ScriptedLLM(["NONE", _files(_RIGHT, _OWN_TESTS.replace("(40) == 371", "(40) == 364"))])
+    result = Coder(llm=llm, edit_format="whole", stated_examples=True, max_steps=3).run(
+        f"{GOAL}\n\n{KIVU}", kernel=kernel)
+    assert result.tests_passed and EXAMPLES_FILE not in result.files
+    assert len(llm.calls) == 2
