@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "EXAMPLES_FILE", "SOURCES_END", "SOURCES_HEADINGS", "Example", "examples_prompt",
+    "EXAMPLES_FILE", "SOURCES_END", "SOURCES_HEADINGS", "Example", "example_lines", "examples_prompt",
     "examples_test", "parse_examples", "stated", "task_functions", "trusted_text",
 ]
 
@@ -98,7 +98,7 @@ def parse_examples(reply: str, trusted: str, functions: Sequence[str]
     exception class that the text names. Calls given two different outcomes are dropped."""
     kept: list[Example] = []
     dropped: list[str] = []
-    for raw in _lines(reply):
+    for raw in example_lines(reply):
         example, why = _example(raw, trusted, functions)
         if example is None:
             if why:
@@ -133,7 +133,9 @@ def examples_test(examples: Sequence[Example], module: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _lines(reply: str) -> Iterable[str]:
+def example_lines(reply: str) -> Iterable[str]:
+    """The lines of ``reply`` that may be examples: list markers, backticks, ``assert`` and
+    trailing comments taken off; fences, blank lines and ``NONE`` left out."""
     for line in reply.splitlines():
         line = line.strip()
         line = re.sub(r"^(?:[-*•]|\d+[.)])\s+", "", line)
@@ -182,9 +184,73 @@ def _example(line: str, trusted: str, functions: Sequence[str]) -> tuple[Example
     for argument in arguments:
         if not stated(argument, trusted):
             return None, f"the text does not state the argument {argument!r}"
-    if raises is None and not (isinstance(expected, bool) or stated(expected, trusted)):
+    if raises is not None:
+        where = [s for s in _sentences(trusted) if re.search(rf"\b{raises}\b", s)]
+        if not any(all(stated(a, s) and not _bound(a, s) for a in arguments) for s in where):
+            return None, f"no sentence naming {raises} states these arguments as an error case"
+        return Example(ast.unparse(node), node.func.id, None, raises), ""
+    if not (isinstance(expected, bool) or stated(expected, trusted)):
         return None, f"the text does not state the result {expected!r}"
+    returns = _return_annotation(trusted, node.func.id)
+    if returns is not None and not _of_type(expected, returns):
+        return None, f"the result {expected!r} is not a {ast.unparse(returns)}"
     return Example(ast.unparse(node), node.func.id, expected, raises), ""
+
+
+def _sentences(text: str) -> list[str]:
+    """``text`` split into sentences, lines and table rows."""
+    return [s for s in re.split(r"(?<=[.!?])\s+|\n", text) if s.strip()]
+
+
+def _bound(value: Any, sentence: str) -> bool:
+    """Whether ``value`` is stated in ``sentence`` only as a limit (``heavier than 30``, ``up
+    to 2``, ``outside 1..99999``): a limit is where the error cases start, not one of them."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    spelled = [m for m in re.finditer(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w])", sentence)
+               if float(m.group()) == value]
+    before = r"(?:than|above|below|over|under|up to|at most|at least|outside|exceeds?|to|" \
+             r"between|from)\s*\W{0,3}$|\.\.\s*$"
+    after = r"^\s*(?:\.\.|to\b|-\s*\d)"
+    return bool(spelled) and all(
+        re.search(before, sentence[:m.start()]) or re.search(after, sentence[m.end():])
+        for m in spelled)
+
+
+def _return_annotation(text: str, function: str) -> ast.expr | None:
+    """The return annotation the text gives ``function`` (``f(x: int) -> tuple[float, int]``)."""
+    match = re.search(rf"\b{re.escape(function)}\s*\([^)]*\)\s*->\s*([A-Za-z_][\w\[\], ]*\]|"
+                      rf"[A-Za-z_]\w*)", text)
+    if match is None:
+        return None
+    try:
+        return ast.parse(match.group(1).strip(), mode="eval").body
+    except SyntaxError:
+        return None
+
+
+def _of_type(value: Any, annotation: ast.expr) -> bool:
+    """Whether ``value`` is of the annotated type (``str``, ``int``, ``float``, ``bool``,
+    ``tuple[...]``, ``list[...]``); True for any other annotation. An int is not a float: a
+    whole number where the text gives a float is the model's rewriting, not the text's value."""
+    simple = {"str": str, "float": float, "bool": bool}
+    if isinstance(annotation, ast.Name):
+        if annotation.id == "int":
+            return isinstance(value, int) and not isinstance(value, bool)
+        kind = simple.get(annotation.id)
+        return kind is None or isinstance(value, kind)
+    if isinstance(annotation, ast.Subscript) and isinstance(annotation.value, ast.Name):
+        container = {"tuple": tuple, "list": list}.get(annotation.value.id)
+        if container is None:
+            return True
+        if not isinstance(value, container):
+            return False
+        items = (annotation.slice.elts if isinstance(annotation.slice, ast.Tuple)
+                 else [annotation.slice])
+        if container is tuple and not any(isinstance(i, ast.Constant) for i in items):
+            return len(items) == len(value) and all(_of_type(v, a) for v, a in zip(value, items))
+        return all(_of_type(v, items[0]) for v in value)
+    return True
 
 
 def stated(value: Any, text: str) -> bool:
@@ -194,8 +260,9 @@ def stated(value: Any, text: str) -> bool:
         return False
     if isinstance(value, (tuple, list)):
         return bool(value) and all(stated(v, text) for v in value)
-    if isinstance(value, str):
-        return bool(value.strip()) and value in text
+    if isinstance(value, str):  # as a whole word: not a prefix of a longer stated string
+        return bool(value.strip()) and re.search(
+            rf"(?<![\w-]){re.escape(value)}(?![\w-])", text) is not None
     if isinstance(value, (int, float)):
         spellings = {repr(value), str(value)}
         if isinstance(value, float):

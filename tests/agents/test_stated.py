@@ -140,3 +140,20 @@ def test_a_reply_with_no_stated_example_leaves_the_coder_as_it_was(kernel: Kerne
         f"{GOAL}\n\n{KIVU}", kernel=kernel)
     assert result.tests_passed and EXAMPLES_FILE not in result.files
     assert len(llm.calls) == 2
+
+
+def test_a_limit_is_not_an_error_case_and_a_result_must_have_the_declared_type() -> None:
+    text = ("Write a function decode(frame: str) -> tuple[float, int] and cost(kg: float) -> "
+            "float. Frame `A500EB2DC6` is 23.5 degrees and 45 %: raw value 235. Parcels heavier "
+            "than 30 kg are refused (ValueError). A sequence outside 1 to 99999 is an error "
+            "(ValueError). The frame `A5FF` is an error (ValueError).")
+    reply = ("cost(30) raises ValueError\ncost(99999) raises ValueError\n"
+             "decode('A5FF') raises ValueError\n"
+             "decode('A500EB2DC6') == (235, 45)\ndecode('A500EB2DC6') == (23.5, 45)\n"
+             "decode('A500EB2D') == (23.5, 45)\n")  # only a prefix of a stated frame
+    examples, dropped = parse_examples(reply, text, ["cost", "decode"])
+    assert [e.line for e in examples] == ["decode('A5FF') raises ValueError",
+                                          "decode('A500EB2DC6') == (23.5, 45)"]
+    assert sum("as an error case" in d for d in dropped) == 2  # 30 and 99999 are limits
+    assert any("(235, 45) is not a tuple[float, int]" in d for d in dropped)
+    assert any("argument 'A500EB2D'" in d for d in dropped)
