@@ -126,6 +126,7 @@ def main() -> None:
                 row = run_crewai(kernel, args.model, task)
             row = {"task": task.id, "system": system, **row}
             rows.append(row)
+            _write(args, rows, complete=False)  # a stopped run keeps the rows it has
             print(f"{task.id:14} {system:10} solved={row['solved']!s:5} {row['wall_s']:7.1f} s "
                   f"{row['llm_calls']:4} LLM calls {row['tokens']:8} tokens", flush=True)
     print()
@@ -135,10 +136,20 @@ def main() -> None:
         print(f"{system:10} | {sum(r['solved'] for r in mine)}/{len(mine):<4} | "
               f"{sum(r['wall_s'] for r in mine):6.1f} | {sum(r['llm_calls'] for r in mine):9} | "
               f"{sum(r['tokens'] for r in mine)}")
+    _write(args, rows, complete=True)
+    print(f"wrote {args.out}")
+
+
+def _write(args: argparse.Namespace, rows: list[dict[str, Any]], *, complete: bool) -> None:
+    """The JSON so far: ``complete`` is False until every task and system has run."""
+    import subprocess
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"model": args.model, "max_rounds": args.max_rounds,
+                                    "commit": commit or None, "complete": complete,
                                     "rows": rows}, indent=2))
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
