@@ -29,8 +29,8 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Self, cast
-from urllib.parse import urlsplit, urlunsplit
 
+from agentos.runtime._redact import masked_url
 from agentos.runtime.bus.base import (
     DEAD_LETTER_SUFFIX,
     Bus,
@@ -165,16 +165,6 @@ def _offset(stream_id: str) -> int:
     return int(stream_id.rpartition("-")[2]) - 1
 
 
-def _masked(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***`` (for error messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
 class RedisBus(Bus):
     """A `Bus` on Redis Streams, shared by every bus with the same url and prefix.
 
@@ -246,7 +236,7 @@ class RedisBus(Bus):
         except BusError:  # ours (BusFull, RequestTimeout: a TimeoutError, so an OSError)
             raise
         except self._unreachable as exc:
-            url = _masked(self.url)
+            url = masked_url(self.url)
             cause = f"{type(exc).__name__}: {str(exc).rstrip('.')}"
             raise BusUnavailable(
                 url,

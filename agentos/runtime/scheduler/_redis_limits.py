@@ -46,9 +46,9 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 from agentos.errors import BudgetExceeded, LimitsUnavailable
+from agentos.runtime._redact import masked_url
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -143,16 +143,6 @@ redis.call('HINCRBYFLOAT', KEYS[1], 'cost', ARGV[3])
 redis.call('HINCRBYFLOAT', KEYS[1], 'energy_j', ARGV[4])
 return 1
 """
-
-
-def _masked(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***`` (for error messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _limited(budget: Budget | None) -> bool:
@@ -251,7 +241,7 @@ class RedisLimits:
         try:
             yield
         except self._unreachable as exc:
-            url = _masked(self.url)
+            url = masked_url(self.url)
             cause = f"{type(exc).__name__}: {str(exc).rstrip('.')}"
             raise LimitsUnavailable(
                 url,
