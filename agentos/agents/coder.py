@@ -48,7 +48,7 @@ import asyncio
 import builtins
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -1172,6 +1172,38 @@ def _render_brief(result: Any) -> str:
 _FAILED_AT = re.compile(r"^([\w./-]*test_[\w.-]*\.py):(\d+): in (test_\w+)", re.M)
 
 
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """Where a failing test of the last run stopped: the test file's line, the parsed file, and
+    pytest's report after that line."""
+
+    path: str
+    line: int
+    tree: ast.Module
+    after: str
+
+    @property
+    def did_not_raise(self) -> bool:
+        """The failure is a ``pytest.raises`` block whose call returned normally."""
+        return "DID NOT RAISE" in self.after.split("\n_", 1)[0]
+
+
+def _failures(workspace: Workspace) -> Iterator[_Failure]:
+    """The failures of the workspace's last test run whose test file parses (none when it
+    passed or ran no test)."""
+    last = workspace.last_tests
+    if last is None or last.returncode in (0, 5):
+        return
+    output = last.stdout + last.stderr
+    for match in _FAILED_AT.finditer(output):
+        path = match.group(1)
+        try:
+            tree = ast.parse(workspace.path(path).read_text())
+        except (SyntaxError, OSError, UnicodeDecodeError, ToolRetry, ValueError):
+            continue
+        yield _Failure(path, int(match.group(2)), tree, output[match.end():match.end() + 600])
+
+
 def expectation_notes(workspace: Workspace, task: str) -> list[str]:
     """For each failing ``assert <call> == <constant>`` of the last test run: whether the task
     (with its sources) states the expected constant. A small model computes the expected values
@@ -1179,20 +1211,12 @@ def expectation_notes(workspace: Workspace, task: str) -> list[str]:
     is flagged as the model's own, so the LLM checks the test rather than breaking correct code,
     and a value the sources do state is confirmed. Reads the test files; empty when no failure
     is an equality with a constant."""
-    last = workspace.last_tests
-    if last is None or last.returncode in (0, 5):
-        return []
-    output = last.stdout + last.stderr
     notes: list[str] = []
-    for match in _FAILED_AT.finditer(output):
-        path, line = match.group(1), int(match.group(2))
-        try:
-            tree = ast.parse(workspace.path(path).read_text())
-        except (SyntaxError, OSError, UnicodeDecodeError, ToolRetry):
-            continue
+    for failure in _failures(workspace):
+        path, line, tree, after = failure.path, failure.line, failure.tree, failure.after
         where = f"{path}:{line}"
         raising = _raises_block(tree, line)
-        if raising is not None and "DID NOT RAISE" in output[match.end():match.end() + 400]:
+        if raising is not None and failure.did_not_raise:
             error, call = raising
             notes.append(
                 f"{where} expects `{call}` to raise {error}, but it returned normally. The "
@@ -1203,7 +1227,7 @@ def expectation_notes(workspace: Workspace, task: str) -> list[str]:
         if expected is None:
             continue
         shown = repr(expected)
-        said = next((text.strip() for text in output[match.end():].split("\n")[:6]
+        said = next((text.strip() for text in after.split("\n")[:6]
                      if text.strip().startswith("E ")), "")
         if stated(expected, trusted_text(task)):
             notes.append(f"{where} expects {shown}, which the task or its sources state: the "
@@ -1323,21 +1347,12 @@ def disagreements(workspace: Workspace, task: str) -> list[Disagreement]:
     """The failing asserts of the last test run that compare a call with a constant (written
     in the assert, or in a variable assigned just before it) that ``task`` does not state, with
     the value pytest reported for the call. Reads the test files; pure otherwise."""
-    last = workspace.last_tests
-    if last is None or last.returncode in (0, 5):
-        return []
-    output = last.stdout + last.stderr
     found: list[Disagreement] = []
-    for match in _FAILED_AT.finditer(output):
-        path, line = match.group(1), int(match.group(2))
+    for failure in _failures(workspace):
+        path, line, tree, after = failure.path, failure.line, failure.tree, failure.after
         if path == EXAMPLES_FILE:  # stated by the sources: never the test's mistake
             continue
-        after = output[match.end():match.end() + 600]
-        try:
-            tree = ast.parse(workspace.path(path).read_text())
-        except (SyntaxError, OSError, UnicodeDecodeError, ToolRetry, ValueError):
-            continue
-        if "DID NOT RAISE" in after.split("\n_", 1)[0]:
+        if failure.did_not_raise:
             case = _raise_disagreement(tree, line, path)
             if case is not None:
                 found.append(case)
