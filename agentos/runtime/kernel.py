@@ -315,7 +315,7 @@ class Kernel:
         try:
             check_budget("run", run.budget, run.usage, now, est_tokens)
             check_budget(f"agent:{agent}", run.agent_budgets.get(agent), agent_usage, now, est_tokens)
-            await self._reserve_shared(run, agent, est_tokens)
+            reservations = await self._reserve_shared(run, agent, est_tokens)
         except BudgetExceeded as error:
             self._record(run, agent, kind, resource, name, now, 0.0, 0.0, 0, "budget_exceeded",
                          error=str(error), detail=detail)
@@ -339,7 +339,7 @@ class Kernel:
             agent_usage.reserved_tokens -= est_tokens
             # Redis gone too: the reservation stays held there, and this error is the one raised.
             with contextlib.suppress(LimitsUnavailable):
-                await self._settle_shared(run, agent, est_tokens, 0, 0.0)
+                await self._settle_shared(run, agent, reservations, 0, 0.0)
             stopped = isinstance(error, (SyscallTimeout, Cancelled, asyncio.CancelledError))
             left_running = stopped and abandon is not None and abandon()
             note = f"; {_ABANDONED}" if left_running else ""
@@ -377,7 +377,7 @@ class Kernel:
                 self.scheduler.settle_tokens(resource, est_tokens, p + c)
         unsettled: LimitsUnavailable | None = None
         try:
-            await self._settle_shared(run, agent, est_tokens, p + c, cost, energy)
+            await self._settle_shared(run, agent, reservations, p + c, cost, energy)
         except LimitsUnavailable as error:  # done and recorded here, but not charged there
             unsettled = error
         run.usage.add(kind, p, c, cost, energy, account.flops, account.gco2)
@@ -400,28 +400,32 @@ class Kernel:
             self._energy = EnergyAccounting(s.energy_source, s.carbon_region, s.carbon_intensity)
         return self._energy
 
-    async def _reserve_shared(self, run: Run, agent: str, est_tokens: int) -> None:
+    async def _reserve_shared(self, run: Run, agent: str,
+                              est_tokens: int) -> tuple[str | None, str | None]:
         """With ``limits_url`` on Redis: reserve in the run's and agent's budgets kept there, so
         processes sharing a run share its tokens, cost and energy (raises BudgetExceeded, or
-        LimitsUnavailable when Redis cannot be reached)."""
+        LimitsUnavailable when Redis cannot be reached). The two reservations' ids."""
         limits = self.scheduler.limits
         if limits is None:
-            return
-        await limits.reserve("run", f"run:{run.id}", run.budget, est_tokens)
+            return None, None
+        for_run = await limits.reserve("run", f"run:{run.id}", run.budget, est_tokens)
         try:
-            await limits.reserve(f"agent:{agent}", f"run:{run.id}:agent:{agent}",
-                                 run.agent_budgets.get(agent), est_tokens)
+            for_agent = await limits.reserve(f"agent:{agent}", f"run:{run.id}:agent:{agent}",
+                                             run.agent_budgets.get(agent), est_tokens)
         except BudgetExceeded:
-            await limits.settle(f"run:{run.id}", run.budget, est_tokens, 0, 0.0)
+            await limits.settle(f"run:{run.id}", for_run, 0, 0.0)
             raise
+        return for_run, for_agent
 
-    async def _settle_shared(self, run: Run, agent: str, est: int, tokens: int,
+    async def _settle_shared(self, run: Run, agent: str,
+                             reservations: tuple[str | None, str | None], tokens: int,
                              cost: float, energy_j: float = 0.0) -> None:
         limits = self.scheduler.limits
         if limits is not None:
-            await limits.settle(f"run:{run.id}", run.budget, est, tokens, cost, energy_j)
-            await limits.settle(f"run:{run.id}:agent:{agent}", run.agent_budgets.get(agent),
-                                est, tokens, cost, energy_j)
+            for_run, for_agent = reservations
+            await limits.settle(f"run:{run.id}", for_run, tokens, cost, energy_j)
+            await limits.settle(f"run:{run.id}:agent:{agent}", for_agent, tokens, cost,
+                                energy_j)
 
     def _deadline(self, run: Run, agent: str) -> tuple[float | None, str]:
         """The earliest wall-time deadline of the run's and the agent's budgets."""

@@ -250,3 +250,52 @@ async def test_a_frozen_redis_fails_the_budget_check_within_its_timeout(tmp_path
             os.kill(server.proc.pid, signal.SIGCONT)
             await limits.aclose()
     assert elapsed < 3, elapsed  # one 0.5 s wait for the reply (not retried), not forever
+
+
+# argv: redis url, budget key. Reserves 200 tokens of a 300-token budget with a 1 s lease, says
+# so, then hangs as a syscall that never ends (renewing its lease) until it is killed.
+HOLDER = """
+import asyncio, sys
+from agentos.runtime.scheduler import Budget, RedisLimits
+
+async def main(url, key):
+    limits = RedisLimits(url, lease=1.0)
+    await limits.reserve("run", key, Budget(tokens=300), 200)
+    print("reserved", flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main(*sys.argv[1:3]))
+"""
+
+
+async def test_a_reservation_of_a_killed_process_goes_back_to_the_budget_after_its_lease(
+    redis_url: str,
+) -> None:
+    from agentos.errors import BudgetExceeded
+
+    key = f"run:{uuid.uuid4().hex[:12]}"
+    budget = Budget(tokens=300)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, redis_url, key], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    limits = RedisLimits(redis_url, lease=1.0)
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(holder.stdout.readline), 60)
+        assert line.strip() == "reserved", holder.stderr.read() if holder.poll() else line
+        # Alive, it renews its lease: 200 of the 300 stay reserved well past one lease.
+        await asyncio.sleep(2.5)
+        with pytest.raises(BudgetExceeded):
+            await limits.reserve("run", key, budget, 200)
+        assert (await limits.usage(key))["reserved"] == 200
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        await asyncio.sleep(1.6)  # the lease runs out; nobody renews it
+        reservation = await limits.reserve("run", key, budget, 200)
+        used = await limits.usage(key)
+        assert used["reserved"] == 200 and used["expired"] == 200, used
+        await limits.settle(key, reservation, 150, 0.0)
+        used = await limits.usage(key)
+        assert used["reserved"] == 0 and used["tokens"] == 150, used
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        await limits.aclose()

@@ -22,8 +22,10 @@ Redis instead, and every decision is one Lua script, so it is atomic across proc
   ``max_tokens``); cost and energy are known only afterwards, so the syscalls in flight, over
   all processes, when the budget is reached may each finish past it (one per process when each
   runs its syscalls one at a time). ``wall_s`` stays per process: each measures it from its own
-  ``start_run``. A process killed mid-syscall, or a `reserve` whose reply timed out (Redis
-  may still run it), leaves that reservation held in the hash: the budget shrinks by it.
+  ``start_run``. Each reservation is a lease the holder renews while its syscall runs: a
+  process killed mid-syscall, or a `reserve` whose reply timed out (Redis may still have run
+  it), leaves a reservation nobody renews, and its estimate goes back to the budget when the
+  lease runs out (``lease`` seconds, default 30).
 
 Redis going away fails the syscall with `LimitsUnavailable` (never an unlimited one): a refused
 connection is tried twice more within 0.3 s, and a connect or reply waits at most ``timeout``
@@ -120,10 +122,27 @@ redis.call('HSET', KEYS[1], 'level', lv - delta, 'updated', now)
 return 1
 """
 
-# KEYS: budget hash. ARGV: token limit (-1: none), cost limit (-1: none), energy limit (-1:
-# none), est_tokens. Returns {1} when reserved, else {0, 'tokens'|'cost'|'energy_j', used (as a
-# string)}.
-_RESERVE = """
+# Budget reservations are leases: KEYS[2] is a sorted set of reservation ids scored by lease
+# expiry, KEYS[3] a hash of each id's token estimate. A reservation whose holder stopped renewing
+# it (a process killed mid-syscall) is reaped on the next reserve or usage: its estimate leaves
+# 'reserved' and is counted in 'expired'.
+_REAP = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+for _, id in ipairs(stale) do
+  local e = tonumber(redis.call('HGET', KEYS[3], id)) or 0
+  redis.call('HINCRBY', KEYS[1], 'reserved', -e)
+  redis.call('HINCRBY', KEYS[1], 'expired', e)
+  redis.call('HDEL', KEYS[3], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+"""
+
+# KEYS: budget hash, leases zset, estimates hash. ARGV: token limit (-1: none), cost limit (-1:
+# none), energy limit (-1: none), est_tokens, reservation id, lease_ms. Returns {1} when
+# reserved, else {0, 'tokens'|'cost'|'energy_j', used (as a string)}.
+_RESERVE = _REAP + """
 local v = redis.call('HMGET', KEYS[1], 'tokens', 'reserved', 'cost', 'energy_j')
 local used, reserved = tonumber(v[1]) or 0, tonumber(v[2]) or 0
 local cost, energy = tonumber(v[3]) or 0, tonumber(v[4]) or 0
@@ -132,16 +151,29 @@ if tl >= 0 and used + reserved + est > tl then return {0, 'tokens', tostring(use
 if cl >= 0 and cost >= cl then return {0, 'cost', tostring(cost)} end
 if el >= 0 and energy >= el then return {0, 'energy_j', tostring(energy)} end
 redis.call('HINCRBY', KEYS[1], 'reserved', est)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[6]), ARGV[5])
+redis.call('HSET', KEYS[3], ARGV[5], est)
 return {1}
 """
 
-# KEYS: budget hash. ARGV: est_tokens, used tokens, cost, energy_j.
+# KEYS: budget hash, leases zset, estimates hash. ARGV: reservation id, used tokens, cost,
+# energy_j. A reservation already reaped (its lease ran out) is not subtracted twice.
 _SETTLE = """
-redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(ARGV[1]))
+local e = redis.call('HGET', KEYS[3], ARGV[1])
+if e then
+  redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(e))
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
 redis.call('HINCRBY', KEYS[1], 'tokens', tonumber(ARGV[2]))
 redis.call('HINCRBYFLOAT', KEYS[1], 'cost', ARGV[3])
 redis.call('HINCRBYFLOAT', KEYS[1], 'energy_j', ARGV[4])
 return 1
+"""
+
+# KEYS: budget hash, leases zset, estimates hash. Reaps expired reservations, returns the hash.
+_USAGE = _REAP + """
+return redis.call('HGETALL', KEYS[1])
 """
 
 
@@ -224,8 +256,10 @@ class RedisLimits:
         self._settle_tokens = self._redis.register_script(_SETTLE_TOKENS)
         self._reserve = self._redis.register_script(_RESERVE)
         self._settle = self._redis.register_script(_SETTLE)
+        self._usage = self._redis.register_script(_USAGE)
         self._channel = f"{prefix}released"
         self._held: dict[str, set[str]] = {}
+        self._reservations: dict[str, set[str]] = {}  # budget key -> ids this process holds
         self._gates: dict[str, asyncio.Lock] = {}
         self._released = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
@@ -319,8 +353,17 @@ class RedisLimits:
 
     # --- budgets ------------------------------------------------------------------------------
 
-    async def reserve(self, scope: str, key: str, budget: Budget | None, est_tokens: int) -> None:
+    def _budget_keys(self, key: str) -> list[str]:
+        base = f"{self.prefix}budget:{key}"
+        return [base, f"{base}:leases", f"{base}:estimates"]
+
+    async def reserve(self, scope: str, key: str, budget: Budget | None,
+                      est_tokens: int) -> str | None:
         """Admit a syscall against a budget kept in Redis and reserve its token estimate.
+
+        The reservation is a lease, renewed every ``lease / 3`` seconds while this process
+        holds it: a process killed mid-syscall stops renewing, and its estimate goes back to
+        the budget once the lease has run out (counted in `usage`'s ``expired``).
 
         Args:
             scope: Names the budget in the error: ``"run"`` or ``"agent:<name>"``.
@@ -329,52 +372,69 @@ class RedisLimits:
                 is not); ``None``: nothing.
             est_tokens: Reserved until `settle`.
 
+        Returns:
+            The reservation's id, for `settle`; None when ``budget`` has no shared limit.
+
         Raises:
             BudgetExceeded: The estimate does not fit the tokens left, or the cost or the
                 energy is spent.
             LimitsUnavailable: Redis cannot be reached; nothing was reserved.
         """
         if not _limited(budget):
-            return
+            return None
         assert budget is not None
         limits = {"tokens": -1.0 if budget.tokens is None else float(budget.tokens),
                   "cost": -1.0 if budget.cost is None else budget.cost,
                   "energy_j": -1.0 if budget.energy_j is None else budget.energy_j}
+        reservation = uuid.uuid4().hex
+        self._start_background()
         with self._reaching_redis(f"the syscall was refused, as its {scope} budget could not "
                                   "be checked"):
-            result = await self._reserve(keys=[f"{self.prefix}budget:{key}"],
-                                         args=[*limits.values(), est_tokens])
+            result = await self._reserve(keys=self._budget_keys(key),
+                                         args=[*limits.values(), est_tokens, reservation,
+                                               int(self.lease * 1000)])
         if int(result[0]) == 0:
             what, used = str(result[1]), float(result[2])
             raise BudgetExceeded(scope, what, limits[what], used,
                                  est_tokens if what == "tokens" else 0.0)
+        self._reservations.setdefault(key, set()).add(reservation)
+        return reservation
 
-    async def settle(self, key: str, budget: Budget | None, est_tokens: int, tokens: int,
-                     cost: float, energy_j: float = 0.0) -> None:
-        """Swap a `reserve`'s estimate for the tokens, cost and joules the syscall used.
+    async def settle(self, key: str, reservation: str | None, tokens: int, cost: float,
+                     energy_j: float = 0.0) -> None:
+        """Swap the reservation ``reservation`` (from `reserve`) for the tokens, cost and joules
+        the syscall used. Nothing when ``reservation`` is None (no shared limit).
 
         Raises:
             LimitsUnavailable: Redis cannot be reached: the use was not charged, and the
-                reservation stays held.
+                reservation stays held until its lease runs out.
         """
-        if not _limited(budget):
+        if reservation is None:
             return
+        held = self._reservations.get(key)
+        if held is not None:  # not renewed from now on, whether or not Redis hears of it
+            held.discard(reservation)
+            if not held:
+                del self._reservations[key]
         with self._reaching_redis(
             f"the syscall finished, but its use ({tokens} tokens, ${cost:g}, {energy_j:g} J) "
             f"could not be charged to the shared budget {key!r}, so other processes do not "
             "see it"
         ):
-            await self._settle(keys=[f"{self.prefix}budget:{key}"],
-                               args=[est_tokens, tokens, repr(float(cost)),
+            await self._settle(keys=self._budget_keys(key),
+                               args=[reservation, tokens, repr(float(cost)),
                                      repr(float(energy_j))])
 
     async def usage(self, key: str) -> dict[str, float]:
         """What the budget ``key`` has used and reserved so far, over all processes:
-        ``tokens``, ``reserved`` (tokens), ``cost`` and ``energy_j``."""
+        ``tokens``, ``reserved`` (tokens held by live reservations), ``expired`` (tokens of
+        reservations whose holder stopped renewing them, given back), ``cost`` and
+        ``energy_j``."""
         with self._reaching_redis(f"the budget {key!r} could not be read"):
-            raw = await self._redis.hgetall(f"{self.prefix}budget:{key}")
+            flat = await self._usage(keys=self._budget_keys(key))
+        raw = dict(zip(flat[::2], flat[1::2]))
         return {name: float(raw.get(name, 0))
-                for name in ("tokens", "reserved", "cost", "energy_j")}
+                for name in ("tokens", "reserved", "expired", "cost", "energy_j")}
 
     # --- background ---------------------------------------------------------------------------
 
@@ -401,14 +461,18 @@ class RedisLimits:
                     await pubsub.aclose()
 
     async def _renew_leases(self) -> None:
-        """Every ``lease / 3`` seconds, push the leases of the slots this process holds."""
+        """Every ``lease / 3`` seconds, push the leases of the slots and budget reservations
+        this process holds."""
         while True:
             await asyncio.sleep(self.lease / 3)
-            for resource, holders in list(self._held.items()):
-                if holders:
+            leases = [(self._key(resource, "slots"), holders)
+                      for resource, holders in list(self._held.items())]
+            leases += [(self._budget_keys(key)[1], ids)
+                       for key, ids in list(self._reservations.items())]
+            for zset, ids in leases:
+                if ids:
                     with contextlib.suppress(self._redis_error, OSError):
-                        await self._renew(keys=[self._key(resource, "slots")],
-                                          args=[int(self.lease * 1000), *holders])
+                        await self._renew(keys=[zset], args=[int(self.lease * 1000), *ids])
 
     async def aclose(self) -> None:
         """Stop the background tasks and close the connection (held slots expire by lease)."""
