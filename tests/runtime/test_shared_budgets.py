@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -299,3 +300,47 @@ async def test_a_reservation_of_a_killed_process_goes_back_to_the_budget_after_i
         if holder.poll() is None:
             holder.kill()
         await limits.aclose()
+
+
+# argv: redis url, budget key. One reserve against Budget(wall_s=1.0) in a fresh process;
+# prints "admitted" or the BudgetExceeded's resource and message.
+LATECOMER = """
+import asyncio, sys
+from agentos.errors import BudgetExceeded
+from agentos.runtime.scheduler import Budget, RedisLimits
+
+async def main(url, key):
+    limits = RedisLimits(url)
+    try:
+        reservation = await limits.reserve("run", key, Budget(wall_s=1.0), 10)
+        await limits.settle(key, reservation, 10, 0.0)
+        print("admitted")
+    except BudgetExceeded as exc:
+        print(exc.resource, exc)
+    await limits.aclose()
+
+asyncio.run(main(*sys.argv[1:3]))
+"""
+
+
+async def test_a_process_joining_a_run_late_gets_only_the_wall_time_left(redis_url: str) -> None:
+    """The run's wall clock starts at its first syscall in any process: a process that joins
+    after the run's wall_s has passed is refused, though its own clock has barely started."""
+    key = f"run:{uuid.uuid4().hex[:12]}"
+
+    def latecomer() -> str:
+        out = subprocess.run([sys.executable, "-c", LATECOMER, redis_url, key], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    limits = RedisLimits(redis_url)
+    try:
+        first = await limits.reserve("run", key, Budget(wall_s=1.0), 10)
+        await limits.settle(key, first, 10, 0.0)
+        await asyncio.sleep(1.1)
+        said = await asyncio.to_thread(latecomer)
+    finally:
+        await limits.aclose()
+    match = re.match(r"wall_s run budget for wall_s exceeded: limit 1, used ([\d.]+)\. ", said)
+    assert match and float(match.group(1)) >= 1.1, said  # seconds since the first process began

@@ -21,8 +21,10 @@ Redis instead, and every decision is one Lua script, so it is atomic across proc
   overshoot only where a syscall uses more than its estimate (a completion without
   ``max_tokens``); cost and energy are known only afterwards, so the syscalls in flight, over
   all processes, when the budget is reached may each finish past it (one per process when each
-  runs its syscalls one at a time). ``wall_s`` stays per process: each measures it from its own
-  ``start_run``. Each reservation is a lease the holder renews while its syscall runs: a
+  runs its syscalls one at a time). ``wall_s`` is shared too, at admission: the budget's clock
+  starts at its first reserve by any process (Redis' ``TIME``), and a syscall is refused once
+  it has run out; a syscall already running is cut at the deadline of the process that runs it,
+  counted from that process's own ``start_run``. Each reservation is a lease the holder renews while its syscall runs: a
   process killed mid-syscall, or a `reserve` whose reply timed out (Redis may still have run
   it), leaves a reservation nobody renews, and its estimate goes back to the budget when the
   lease runs out (``lease`` seconds, default 30).
@@ -140,13 +142,17 @@ end
 """
 
 # KEYS: budget hash, leases zset, estimates hash. ARGV: token limit (-1: none), cost limit (-1:
-# none), energy limit (-1: none), est_tokens, reservation id, lease_ms. Returns {1} when
-# reserved, else {0, 'tokens'|'cost'|'energy_j', used (as a string)}.
+# none), energy limit (-1: none), est_tokens, reservation id, lease_ms, wall limit in ms (-1:
+# none). Returns {1} when reserved, else {0, 'tokens'|'cost'|'energy_j'|'wall_s', used (as a
+# string; wall_s in seconds)}. The budget's wall clock starts at its first reserve (Redis time).
 _RESERVE = _REAP + """
-local v = redis.call('HMGET', KEYS[1], 'tokens', 'reserved', 'cost', 'energy_j')
+redis.call('HSETNX', KEYS[1], 'started_ms', now)
+local v = redis.call('HMGET', KEYS[1], 'tokens', 'reserved', 'cost', 'energy_j', 'started_ms')
 local used, reserved = tonumber(v[1]) or 0, tonumber(v[2]) or 0
 local cost, energy = tonumber(v[3]) or 0, tonumber(v[4]) or 0
 local tl, cl, el, est = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local wl, elapsed = tonumber(ARGV[7]), now - tonumber(v[5])
+if wl >= 0 and elapsed >= wl then return {0, 'wall_s', tostring(elapsed / 1000)} end
 if tl >= 0 and used + reserved + est > tl then return {0, 'tokens', tostring(used + reserved)} end
 if cl >= 0 and cost >= cl then return {0, 'cost', tostring(cost)} end
 if el >= 0 and energy >= el then return {0, 'energy_j', tostring(energy)} end
@@ -178,9 +184,10 @@ return redis.call('HGETALL', KEYS[1])
 
 
 def _limited(budget: Budget | None) -> bool:
-    """Whether ``budget`` has a limit kept in Redis (tokens, cost or energy)."""
+    """Whether ``budget`` has a limit kept in Redis (tokens, cost, energy or wall time)."""
     return budget is not None and not (
         budget.tokens is None and budget.cost is None and budget.energy_j is None
+        and budget.wall_s is None
     )
 
 
@@ -368,16 +375,17 @@ class RedisLimits:
         Args:
             scope: Names the budget in the error: ``"run"`` or ``"agent:<name>"``.
             key: Identifies the budget across processes, e.g. ``run:<run_id>``.
-            budget: The limits (``tokens``, ``cost`` and ``energy_j`` are shared; ``wall_s``
-                is not); ``None``: nothing.
+            budget: The limits, all shared: ``tokens``, ``cost``, ``energy_j``, and
+                ``wall_s`` counted from the budget's first reserve by any process (Redis'
+                clock); ``None``: nothing.
             est_tokens: Reserved until `settle`.
 
         Returns:
             The reservation's id, for `settle`; None when ``budget`` has no shared limit.
 
         Raises:
-            BudgetExceeded: The estimate does not fit the tokens left, or the cost or the
-                energy is spent.
+            BudgetExceeded: The estimate does not fit the tokens left, or the cost, the
+                energy or the wall time is spent.
             LimitsUnavailable: Redis cannot be reached; nothing was reserved.
         """
         if not _limited(budget):
@@ -385,19 +393,23 @@ class RedisLimits:
         assert budget is not None
         limits = {"tokens": -1.0 if budget.tokens is None else float(budget.tokens),
                   "cost": -1.0 if budget.cost is None else budget.cost,
-                  "energy_j": -1.0 if budget.energy_j is None else budget.energy_j}
+                  "energy_j": -1.0 if budget.energy_j is None else budget.energy_j,
+                  "wall_s": -1.0 if budget.wall_s is None else budget.wall_s}
         reservation = uuid.uuid4().hex
-        self._start_background()
         with self._reaching_redis(f"the syscall was refused, as its {scope} budget could not "
                                   "be checked"):
             result = await self._reserve(keys=self._budget_keys(key),
-                                         args=[*limits.values(), est_tokens, reservation,
-                                               int(self.lease * 1000)])
+                                         args=[limits["tokens"], limits["cost"],
+                                               limits["energy_j"], est_tokens, reservation,
+                                               int(self.lease * 1000),
+                                               -1 if budget.wall_s is None
+                                               else int(budget.wall_s * 1000)])
         if int(result[0]) == 0:
             what, used = str(result[1]), float(result[2])
             raise BudgetExceeded(scope, what, limits[what], used,
                                  est_tokens if what == "tokens" else 0.0)
         self._reservations.setdefault(key, set()).add(reservation)
+        self._start_background()  # renews the lease
         return reservation
 
     async def settle(self, key: str, reservation: str | None, tokens: int, cost: float,
