@@ -71,7 +71,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Coder", "CoderResult", "Disagreement", "Workspace", "add_missing_imports",
     "disagreements", "drop_self_imports", "expectation_notes", "file_blocks",
-    "raises_for_exception_asserts",
+    "raises_for_exception_asserts", "stated_failures",
 ]
 
 _MAX_FILE_BYTES = 1_000_000
@@ -855,12 +855,17 @@ class Coder(Agent):
                     break
                 if isinstance(tests, Mapping) and tests.get("repaired"):
                     notes.append("Repaired before the run: " + str(tests["repaired"]))
-                if self.arbitrate and await self._arbitrate(kernel, run, model, task, workspace,
-                                                            registry, step, notes):
+                # While a stated example fails, the code is wrong: no check of the LLM's own
+                # tests (the next prompt shows only the stated failures).
+                focus = bool(fixed) and bool(stated_failures(workspace, fixed))
+                if (self.arbitrate and not focus
+                        and await self._arbitrate(kernel, run, model, task, workspace, registry,
+                                                  step, notes)):
                     answer = _prose(content) or "The tests pass."
                     status, error = "succeeded", None
                     break
-                notes += expectation_notes(workspace, task)
+                if not focus:
+                    notes += expectation_notes(workspace, task)
                 if repeated:
                     notes.insert(0, _REPEATED)
                 status, error = "tests_failed", "the tests do not pass"
@@ -884,10 +889,10 @@ class Coder(Agent):
     async def _write_examples(
         self, kernel: Kernel, run: Run, model: str | LLM, task: str, workspace: Workspace,
         registry: ToolRegistry, names: Sequence[str], steps: list[Step],
-    ) -> str | None:
+    ) -> list[Example] | None:
         """Ask for the examples the task states (one LLM call, recorded as a step), keep those
         its trusted text bears out (:func:`~agentos.agents.stated.parse_examples`) and write them
-        to :data:`EXAMPLES_FILE` (a ``write_file`` syscall). The file's text, or None when the
+        to :data:`EXAMPLES_FILE` (a ``write_file`` syscall). The examples, or None when the
         task names no function or no example was kept. A revisit with the same sources reuses
         the examples without asking again."""
         functions = task_functions(task)
@@ -912,7 +917,7 @@ class Coder(Agent):
         text = examples_test(examples, code.removesuffix(".py").replace("/", "."))
         await kernel.call_tool(run, self.name, "write_file",
                                {"path": EXAMPLES_FILE, "content": text}, registry=registry)
-        return text
+        return examples
 
     async def _arbitrate(
         self, kernel: Kernel, run: Run, model: str | LLM, task: str, workspace: Workspace,
@@ -1067,8 +1072,12 @@ _REPEATED = ("Your last reply gave exactly the files that were already there, so
 _NO_FILES = ("Your last reply had no file in it. Reply with the files, each under its name in a "
              "fenced block.")
 _PROMPT_FILE_CHARS = 6000  # of each file, in a "whole" prompt
-_FIXED = ("The Coder wrote {name} from the examples the sources state. It runs with your tests "
-          "and your replies cannot change it: where it fails, the code is wrong.")
+_FIXED = ("These checks are the examples the sources state. The Coder runs them with your "
+          "tests (as {name}; your replies cannot change it), so where one fails, the code is "
+          "wrong:")
+_STATED_FIX = ("Fix the code so that it gives the sources' values for these calls; your own "
+               "tests' failures are not shown until the sources' examples pass. Reply with the "
+               "complete corrected files (each under its name, in a fenced block).")
 _FIXED_KEPT = (f"Your {EXAMPLES_FILE} was not written: that file holds the examples the sources "
                "state, and only the Coder writes it. Fix the code instead.")
 
@@ -1128,13 +1137,16 @@ def _named_files(task: str, files: Mapping[str, str] | None) -> list[str]:
 
 
 def _whole_prompt(task: str, workspace: Workspace, notes: Sequence[str], *, first: bool,
-                  anew: bool = False, fixed: str | None = None) -> str:
+                  anew: bool = False, fixed: Sequence[Example] | None = None) -> str:
     """A "whole" turn's prompt: the task; then the files and the last test run, if any. With
     ``anew`` (the last reply repeated the files) the files are left out and the LLM is asked to
     write them again from the task and the failures: shown its files, a small model copies
-    them. ``fixed``: the text of the stated examples' test file, shown in every prompt."""
-    examples = ([_FIXED.format(name=EXAMPLES_FILE), EXAMPLES_FILE,
-                 f"```python\n{fixed.rstrip()}\n```", ""] if fixed is not None else [])
+    them. ``fixed``: the stated examples (:data:`EXAMPLES_FILE`), listed in every prompt; while
+    any of them fails, the prompt shows only those failures (what the code gave, what the
+    sources say), not pytest's output: a small model otherwise bends the code to its own tests'
+    wrong values."""
+    examples = ([_FIXED.format(name=EXAMPLES_FILE), *(f"- {e.line}" for e in fixed), ""]
+                if fixed else [])
     if first:
         return "\n".join([task, _WHOLE_FIRST, "", *examples]).strip()
     parts = [task, "", *examples]
@@ -1143,10 +1155,16 @@ def _whole_prompt(task: str, workspace: Workspace, notes: Sequence[str], *, firs
                   "solution and tests anew from the task, avoiding the failures below.", ""]
     else:
         parts += ["## The files now", ""]
-    shown = {p: t for p, t in workspace.files().items() if fixed is None or p != EXAMPLES_FILE}
+    shown = {p: t for p, t in workspace.files().items() if not fixed or p != EXAMPLES_FILE}
     for path, text in ({} if anew else shown).items():
         shown = text if len(text) <= _PROMPT_FILE_CHARS else text[:_PROMPT_FILE_CHARS] + "\n..."
         parts += [path, f"```python\n{shown.rstrip()}\n```", ""]
+    failing = stated_failures(workspace, fixed) if fixed else []
+    if failing:
+        parts += ["## The sources' examples the code fails", "", *failing, "",
+                  *[n for n in notes if n in (_REPEATED, _FIXED_KEPT) or "was not written" in n
+                    or "does not compile" in n], "", _STATED_FIX]
+        return "\n".join(parts).strip()
     last = workspace.last_tests
     if last is not None:
         output = (last.stdout + last.stderr).strip()
@@ -1179,6 +1197,7 @@ class _Failure:
 
     path: str
     line: int
+    test: str
     tree: ast.Module
     after: str
 
@@ -1201,7 +1220,37 @@ def _failures(workspace: Workspace) -> Iterator[_Failure]:
             tree = ast.parse(workspace.path(path).read_text())
         except (SyntaxError, OSError, UnicodeDecodeError, ToolRetry, ValueError):
             continue
-        yield _Failure(path, int(match.group(2)), tree, output[match.end():match.end() + 600])
+        yield _Failure(path, int(match.group(2)), match.group(3), tree,
+                       output[match.end():match.end() + 600])
+
+
+def stated_failures(workspace: Workspace, examples: Sequence[Example]) -> list[str]:
+    """What the code did wrong on each stated example (``examples``, as written to
+    :data:`EXAMPLES_FILE`) that failed in the last test run, one line each: what the call
+    returned or raised, and what the sources say."""
+    lines: list[str] = []
+    for failure in _failures(workspace):
+        number = failure.test.removeprefix("test_stated_example_")
+        if failure.path != EXAMPLES_FILE or not number.isdigit():
+            continue
+        if not 1 <= int(number) <= len(examples):
+            continue
+        example = examples[int(number) - 1]
+        said = _E_ASSERT.search(failure.after)
+        error = re.search(r"^E\s+(\w+(?:Error|Exception)\b.*)$", failure.after, re.M)
+        if example.raises is not None:
+            got = "returned normally" if failure.did_not_raise else (
+                f"raised {error.group(1)}" if error else "failed")
+            lines.append(f"- `{example.call}` {got}; the sources say it raises "
+                         f"{example.raises}.")
+        elif said is not None and " == " in said.group(1):
+            got = said.group(1).split(" == ", 1)[0].strip()
+            lines.append(f"- `{example.call}` returned {got}; the sources say "
+                         f"{example.expected!r}.")
+        else:
+            got = f"raised {error.group(1)}" if error else "failed"
+            lines.append(f"- `{example.call}` {got}; the sources say {example.expected!r}.")
+    return list(dict.fromkeys(lines))
 
 
 def expectation_notes(workspace: Workspace, task: str) -> list[str]:

@@ -113,9 +113,12 @@ def test_the_coder_runs_the_stated_examples_and_the_llm_cannot_rewrite_them(
     asked = llm.calls[0][0]["content"]
     assert "List every example the text itself gives" in asked and KIVU in asked
     first = llm.calls[1][1]["content"]
-    assert "assert kivu_days(1960) == 364" in first  # the first prompt shows the fixed file
+    assert "- kivu_days(1960) == 364\n" in first  # every prompt lists the stated examples
+    # While a stated example fails, the prompt shows just that: what the code gave and what
+    # the sources say, not pytest's output with the LLM's own (agreeing, wrong) tests.
     second = llm.calls[2][1]["content"]
-    assert "assert 371 == 364" in second  # pytest's report of the failing stated example
+    assert ("- `kivu_days(1960)` returned 371; the sources say 364.") in second
+    assert "## pytest" not in second and "kivu_days(40)" not in second.split("## The files")[0]
     assert f"Your {EXAMPLES_FILE} was not written" in llm.calls[3][1]["content"]
     writes = [json.loads(s.detail)["arguments"]["path"] if isinstance(s.detail, str) else
               s.detail["arguments"]["path"] for s in kernel.store.syscalls(result.run_id)
