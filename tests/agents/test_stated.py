@@ -160,3 +160,18 @@ def test_a_limit_is_not_an_error_case_and_a_result_must_have_the_declared_type()
     assert sum("as an error case" in d for d in dropped) == 2  # 30 and 99999 are limits
     assert any("(235, 45) is not a tuple[float, int]" in d for d in dropped)
     assert any("argument 'A500EB2D'" in d for d in dropped)
+
+
+def test_a_stated_error_case_that_returned_normally_is_said_in_words(kernel: Kernel) -> None:
+    """``kivu_days(0)`` returns instead of raising: the next prompt says so, and that the
+    sources make it an error."""
+    lax = "def kivu_days(year):\n    leap = year % 5 == 0 and (year % 40 != 0 or year % 200 == 0)\n    return 371 if leap else 364\n"
+    llm = ScriptedLLM(["kivu_days(0) raises ValueError\nkivu_days(2200) == 371",
+                       _files(lax, _OWN_TESTS.replace("(40) == 371", "(40) == 364")),
+                       _files(_RIGHT, _OWN_TESTS.replace("(40) == 371", "(40) == 364"))])
+    result = Coder(llm=llm, edit_format="whole", stated_examples=True, max_steps=3).run(
+        f"{GOAL}\n\n{KIVU}", kernel=kernel)
+    assert result.tests_passed and result.files["solution.py"] == _RIGHT
+    second = llm.calls[2][1]["content"]
+    assert "- `kivu_days(0)` returned normally; the sources say it raises ValueError." in second
+    assert "kivu_days(2200)" in second and "`kivu_days(2200)` returned" not in second
