@@ -1,5 +1,7 @@
-"""HumanEval two ways on the same model: the bare model (one completion per problem) and the
-Coder agent (writes its own tests from the docstring, runs them in the sandbox, fixes failures).
+"""HumanEval on the same model: the bare model (one completion per problem) and the Coder agent
+(writes its own tests from the docstring, runs them in the sandbox, fixes failures), with tool
+calls (``coder``) or in the whole-file format with the docstring's examples as fixed tests
+(``whole``).
 
 Both modes are checked the same way: the problem's hidden HumanEval tests (``check(fn)``) run
 against the produced function in the agentos sandbox (bubblewrap). The Coder never sees the
@@ -104,15 +106,17 @@ async def bare(kernel: Kernel, model: str, problem: dict[str, Any], workdir: Pat
 
 
 async def coder(kernel: Kernel, model: str, problem: dict[str, Any], workdir: Path,
-                max_tokens: int, max_steps: int) -> dict[str, Any]:
+                max_tokens: int, max_steps: int, whole: bool = False) -> dict[str, Any]:
+    extra: dict[str, Any] = ({"edit_format": "whole", "stated_examples": True} if whole else {})
     agent = Coder(llm=model, max_steps=max_steps, kernel=kernel,
-                  llm_params={"temperature": 0.0, "max_tokens": max_tokens})
+                  llm_params={"temperature": 0.0, "max_tokens": max_tokens}, **extra)
     stub = problem["prompt"]  # signature and docstring: a valid function that returns None
     result = await agent.arun(CODER_TASK.format(entry_point=problem["entry_point"]),
                               kernel=kernel, files={"solution.py": stub})
     solution = result.files.get("solution.py", stub)
     passed, detail = hidden_check(problem, solution, workdir)
     return {"passed": passed, "status": result.status, "own_tests_passed": result.tests_passed,
+            "stated_examples": result.stated_examples,
             "detail": "" if passed else detail, "run_id": result.run_id}
 
 
@@ -160,11 +164,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 workdir = Path(tmp) / "checks" / mode / problem["task_id"].replace("/", "_")
                 if mode == "bare":
                     row = await bare(kernel, args.model, problem, workdir, args.max_tokens)
-                elif mode == "coder":
+                elif mode in ("coder", "whole"):
                     row = await coder(kernel, args.model, problem, workdir, args.max_tokens,
-                                      args.max_steps)
+                                      args.max_steps, whole=mode == "whole")
                 else:
-                    sys.exit(f"unknown mode {mode!r}: use bare, coder")
+                    sys.exit(f"unknown mode {mode!r}: use bare, coder, whole")
                 row["llm_calls"], row["tokens"] = llm_usage(kernel, row["run_id"])
                 row["seconds"] = round(time.perf_counter() - t0, 2)
                 row["task_id"] = problem["task_id"]
@@ -189,7 +193,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="local/qwen2.5-coder-1.5b")
     parser.add_argument("--limit", type=int, default=None, help="first N problems (default all)")
-    parser.add_argument("--modes", default="bare,coder", help="comma-separated: bare, coder")
+    parser.add_argument("--modes", default="bare,coder",
+                        help="comma-separated: bare, coder (tool-calling Coder), whole (the "
+                             "whole-file Coder with the docstring's stated examples as fixed "
+                             "tests, as the crew uses on local models)")
     parser.add_argument("--max-steps", type=int, default=12, help="Coder LLM turns per problem")
     parser.add_argument("--max-tokens", type=int, default=768, help="per completion")
     parser.add_argument("--out", type=Path, default=None,

@@ -796,12 +796,15 @@ class Coder(Agent):
         notes: list[str] = []
         previous: dict[str, str] | None = None
         without_files = 0
+        fixed: list[Example] | None = None
         try:
             for path, content in (files or {}).items():
                 await kernel.call_tool(run, self.name, "write_file",
                                        {"path": path, "content": content}, registry=registry)
-            fixed = (await self._write_examples(kernel, run, model, task, workspace, registry,
-                                                names, steps)
+            # The given files are the caller's too (a stub's docstring states examples).
+            given = "".join(f"\n\n{path}:\n{text}" for path, text in (files or {}).items())
+            fixed = (await self._write_examples(kernel, run, model, task + given, workspace,
+                                                registry, names, steps)
                      if self.stated_examples else None)
             for turn in range(max_steps):
                 stuck = previous is not None and bool(notes) and _REPEATED in notes[0]
@@ -883,7 +886,7 @@ class Coder(Agent):
             status, error = "failed", str(exc)
         result = self._result(workspace, steps, answer, status, error, run.id)
         if self.stated_examples:
-            result.stated_examples = [e.line for e in self._examples.get(trusted_text(task), [])]
+            result.stated_examples = [e.line for e in fixed or ()]
         return result
 
     async def _write_examples(

@@ -68,7 +68,7 @@ def trusted_text(task: str) -> str:
 
 def task_functions(task: str) -> list[str]:
     """The functions a task asks for: ``function name(`` or ``def name(`` in its text."""
-    names = re.findall(r"\b(?:function|def)\s+`?([A-Za-z_]\w*)\s*\(", task)
+    names = re.findall(r"\b(?:function|def)\s+`?([A-Za-z_]\w*)`?\s*\(", task)
     return list(dict.fromkeys(names))
 
 
