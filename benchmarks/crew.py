@@ -140,15 +140,27 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def _write(args: argparse.Namespace, rows: list[dict[str, Any]], *, complete: bool) -> None:
-    """The JSON so far: ``complete`` is False until every task and system has run."""
+def _commit() -> str | None:
+    """The checked-out commit, with ``+changes`` when the tracked files differ from it."""
     import subprocess
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD")
+    return (commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no")
+                      else "")) or None
+
+
+_STARTED_AT = _commit()  # the code this run imported, not what HEAD is when it writes
+
+
+def _write(args: argparse.Namespace, rows: list[dict[str, Any]], *, complete: bool) -> None:
+    """The JSON so far: ``complete`` is False until every task and system has run."""
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"model": args.model, "max_rounds": args.max_rounds,
-                                    "commit": commit or None, "complete": complete,
+                                    "commit": _STARTED_AT, "complete": complete,
                                     "rows": rows}, indent=2))
 
 
