@@ -149,7 +149,8 @@ def _commit() -> str | None:
                               text=True).stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD")
-    return (commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no")
+    return (commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no", "--",
+                                        ".", ":!benchmarks/results")
                       else "")) or None
 
 
