@@ -9,6 +9,7 @@ shape (files, tests passed, last test output); :class:`ResearcherMember` does th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +58,9 @@ class CoderMember:
 
     async def arun(self, task: str, *, kernel: Any = None, run: Any = None) -> MemberResult:
         result = await self.coder.arun(task, kernel=kernel, run=run)
-        asked = [s.content for s in result.steps if s.content and FACTS_MISSING in s.content]
+        # A question in the reply's words, not in a comment of the code it wrote.
+        said = [_outside_code(s.content) for s in result.steps if s.content]
+        asked = [text for text in said if FACTS_MISSING in text]
         data: dict[str, Any] = {
             "stated_examples": result.stated_examples,
             "files": result.files,
@@ -80,6 +83,11 @@ class CoderMember:
         if asked and not result.tests_passed:
             answer += "\n" + data["facts_missing"]
         return MemberResult(answer, result.status, result.error, data, result.steps)
+
+
+def _outside_code(reply: str) -> str:
+    """``reply`` without its fenced code blocks (a block the reply ends inside included)."""
+    return re.sub(r"```.*?(?:```|\Z)", "", reply, flags=re.DOTALL)
 
 
 class ResearcherMember:
