@@ -1,16 +1,16 @@
 def decode_frame(frame: str) -> tuple[float, int]:
-    if len(frame) != 10:
-        raise ValueError("Invalid frame length")
-    
-    header = frame[0]
-    if header != "A5":
+    if len(frame) != 5:
+        raise ValueError("Invalid length")
+    if frame[0] != "A":
         raise ValueError("Invalid header")
-    
-    temp_tenths = int(frame[1:3], 16)
-    humidity = int(frame[3:5], 16)  # Corrected from 3 to 5 for 2-byte humidity
-    checksum = temp_tenths ^ (temp_tenths >> 8) ^ humidity
-    if checksum != 0:
+    temp_hex = frame[1:3]
+    humidity_hex = frame[3]
+    checksum_hex = frame[-1]
+    temp_int = int(temp_hex, 16) / 10
+    humidity_int = int(humidity_hex)
+    if humidity_int > 100:
+        raise ValueError("Humidity above 100")
+    checksum = (int(frame[0]) + int(frame[1]) + int(frame[2])) % 256
+    if checksum != int(checksum_hex):
         raise ValueError("Invalid checksum")
-    
-    temperature = temp_tenths * 0.1
-    return temperature, humidity
+    return temp_int, humidity_int
