@@ -70,7 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Coder", "CoderResult", "Disagreement", "Workspace", "add_missing_imports",
-    "disagreements", "drop_self_imports", "expectation_notes", "file_blocks",
+    "disagreements", "drop_import_time_checks", "drop_self_imports", "expectation_notes", "file_blocks",
     "raises_for_exception_asserts", "stated_failures",
 ]
 
@@ -302,7 +302,8 @@ class Workspace:
 
     def repair_tests(self) -> list[str]:
         """Repair the workspace before a test run: a module's imports of itself go
-        (:func:`drop_self_imports`); in each ``test_*.py``, asserts that compare a call with an
+        (:func:`drop_self_imports`), and so do its import-time self-checks
+        (:func:`drop_import_time_checks`); in each ``test_*.py``, asserts that compare a call with an
         exception become ``pytest.raises`` blocks (:func:`raises_for_exception_asserts`), and
         the imports it lacks are added (:func:`add_missing_imports`, over the modules in the
         same folder). Returns what was changed, as notes for the LLM (empty: nothing was)."""
@@ -317,11 +318,16 @@ class Workspace:
             except (OSError, UnicodeDecodeError):
                 continue
             fixed, dropped = drop_self_imports(text, module.stem)
-            if dropped:
+            fixed, checks = drop_import_time_checks(fixed)
+            if dropped or checks:
                 module.write_text(fixed)
                 self.changed = True
+            if dropped:
                 notes.append(f"removed `{'`, `'.join(dropped)}` from {rel.as_posix()}: a module "
                              "does not import itself (only the tests import it)")
+            if checks:
+                notes.append(f"removed `{'`, `'.join(checks)}` from {rel.as_posix()}: it ran "
+                             "when the tests imported the module; checks belong in test_*.py")
         for test in sorted(self.root.rglob("test_*.py")):
             rel = test.relative_to(self.root)
             if any(part in _SKIP_DIRS for part in rel.parts) or test.is_symlink():
@@ -511,6 +517,30 @@ def drop_self_imports(source: str, module: str) -> tuple[str, list[str]]:
     removed = [lines[n - 1].strip() for n in drop]
     for n in reversed(drop):
         del lines[n - 1]
+    return "".join(lines), removed
+
+
+def drop_import_time_checks(source: str) -> tuple[str, list[str]]:
+    """``source`` without the top-level statements that test it when it is imported: an
+    ``assert``, or a bare call of a function it defines (``check_kivu_days()``: small models
+    append such self-checks, and one that fails breaks the collection of every test file that
+    imports the module). ``if __name__ == "__main__":`` blocks stay. Returns the new source and
+    the first line of each statement removed; one that does not parse comes back unchanged.
+    Pure: no I/O."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source, []
+    defined = {node.name for node in tree.body
+               if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    spans = [(node.lineno, node.end_lineno or node.lineno) for node in tree.body
+             if isinstance(node, ast.Assert)
+             or isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+             and isinstance(node.value.func, ast.Name) and node.value.func.id in defined]
+    lines = source.splitlines(keepends=True)
+    removed = [lines[start - 1].strip() for start, _ in spans]
+    for start, end in reversed(spans):
+        del lines[start - 1:end]
     return "".join(lines), removed
 
 

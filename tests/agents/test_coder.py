@@ -530,6 +530,28 @@ def test_a_module_importing_itself_loses_that_import_before_the_tests_run(
     assert drop_self_imports("import solutions\n", "solution") == ("import solutions\n", [])
 
 
+def test_a_module_that_checks_itself_at_import_loses_those_checks_before_the_tests_run(
+    kernel: Kernel,
+) -> None:
+    """The 1.5B appended ``check_kivu_days()`` (failing asserts) to solution.py: every test
+    file importing it failed to collect, the stated examples included."""
+    from agentos.agents.coder import drop_import_time_checks
+
+    code = ("def f(x):\n    return x + 1\n\n\ndef check_f():\n    assert f(1) == 3, 'wrong'\n\n\n"
+            "check_f()\nassert f(0) == 5\nprint(f(2))\n"
+            "if __name__ == '__main__':\n    check_f()\n")
+    ws = Workspace(kernel.settings.data_dir / "ws")
+    ws.write_file("solution.py", code)
+    ws.write_file("test_solution.py", "from solution import f\n\ndef test_f():\n    assert f(1) == 2\n")
+    result = ws.run_tests()
+    assert result["passed"], result
+    assert "removed `check_f()`, `assert f(0) == 5` from solution.py" in result["repaired"]
+    kept = ws.files()["solution.py"]
+    assert "\ncheck_f()" not in kept and "assert f(0)" not in kept
+    assert "print(f(2))" in kept and "if __name__ == '__main__':\n    check_f()" in kept
+    assert drop_import_time_checks("def f(:\n") == ("def f(:\n", [])
+
+
 def test_a_check_that_agrees_with_neither_side_says_so_and_changes_nothing(
     kernel: Kernel,
 ) -> None:
