@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from agentos.crew import CrewEvent, CrewResult
@@ -47,7 +48,8 @@ class _Progress:
                 + (f" · budget left: {left}" if left else ""))
         if event.kind == "task_end":
             mark = "[green]✓[/]" if event.passed else "[red]✗[/]"
-            _err.print(f"{mark} {line}" + (f" · {event.detail[:160]}" if event.detail else ""))
+            _err.print(f"{mark} {line}"
+                       + (f" · {escape(event.detail[:160])}" if event.detail else ""))
             self.status.update("handing off…")
         else:
             self.status.update(line + (f" · {event.detail}" if event.detail else ""))
@@ -133,7 +135,10 @@ def _finish(kernel: Kernel, crew: Any, result: CrewResult, out: Path | None, as_
             "out": str(out), "files": [str(p) for p in written], "stops": result.stops,
         }))
     else:
-        _console.print(result.report)
+        # As written to report.md: not as rich markup (which took `[source, part 0]` and the
+        # citations' brackets for tags) and not re-wrapped to the terminal's width.
+        sys.stdout.write(result.report)
+        sys.stdout.flush()
         _err.print(f"[bold]run {result.run_id}[/]: {result.status}"
                    + (f" — {result.error}" if result.error else ""))
         _err.print(f"wrote {', '.join(p.name for p in written)} to [bold]{out}[/]")

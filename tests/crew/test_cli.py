@@ -124,6 +124,8 @@ def test_builtin_crew_ingests_docs_researches_codes_and_writes_to_out(fake: Fake
     report = (tmp_path / "out" / "report.md").read_text()
     assert report.startswith("# Report: write kivu_days(year)") and "APPROVED: correct" in report
     assert "### Citations" in report and "kivu_calendar.md#0" in report
+    # What the command prints is the report as written, brackets and line breaks included.
+    assert out.stdout == report and "[kivu_calendar.md, part 0]" in out.stdout
     assert "## Tests\n\npassed" in report and "### `solution.py`" in report
     assert (tmp_path / "out" / "solution.py").read_text() == code
     assert "def test_days" in (tmp_path / "out" / "test_solution.py").read_text()
