@@ -175,3 +175,17 @@ def test_a_stated_error_case_that_returned_normally_is_said_in_words(kernel: Ker
     second = llm.calls[2][1]["content"]
     assert "- `kivu_days(0)` returned normally; the sources say it raises ValueError." in second
     assert "kivu_days(2200)" in second and "`kivu_days(2200)` returned" not in second
+
+
+def test_a_test_file_that_does_not_compile_does_not_hide_the_stated_examples(
+    kernel: Kernel,
+) -> None:
+    """The 1.5B wrote `(2025, 00043, ...)` (a SyntaxError) in its own test file: pytest still
+    runs the stated examples, and the next prompt says which of them the code fails."""
+    broken = "from solution import kivu_days\n\n\ndef test_kivu():\n    assert kivu_days(01960) == 364\n"
+    llm = ScriptedLLM(["kivu_days(1960) == 364", _files(_NO_40, broken), _files(_RIGHT, broken)])
+    result = Coder(llm=llm, edit_format="whole", stated_examples=True, max_steps=2).run(
+        f"{GOAL}\n\n{KIVU}", kernel=kernel)
+    assert not result.tests_passed  # the broken test file still fails the run
+    assert "- `kivu_days(1960)` returned 371; the sources say 364." in llm.calls[2][1]["content"]
+    assert "1 passed" in result.test_output and "1 error" in result.test_output
