@@ -468,9 +468,9 @@ class RedisLimits:
                         self._released.set()
             except (self._redis_error, OSError):  # Redis went away: resubscribe after a pause
                 await asyncio.sleep(self.poll)
-            finally:
-                with contextlib.suppress(self._redis_error, OSError):
-                    await pubsub.aclose()
+            finally:  # bounded: closing a pubsub cancelled mid-subscribe can wait forever
+                with contextlib.suppress(self._redis_error, OSError, TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(pubsub.aclose()), 2.0)
 
     async def _renew_leases(self) -> None:
         """Every ``lease / 3`` seconds, push the leases of the slots and budget reservations
@@ -488,10 +488,11 @@ class RedisLimits:
 
     async def aclose(self) -> None:
         """Stop the background tasks and close the connection (held slots expire by lease)."""
-        for task in (self._listener, self._renewer):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        tasks = [task for task in (self._listener, self._renewer) if task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:  # bounded: a task stuck in redis-py's close must not hang the caller
+            await asyncio.wait(tasks, timeout=5.0)
         self._listener = self._renewer = None
-        await self._redis.aclose()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._redis.aclose(), 5.0)
