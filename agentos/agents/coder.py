@@ -829,6 +829,7 @@ class Coder(Agent):
         previous: dict[str, str] | None = None
         without_files = 0
         fixed: list[Example] | None = None
+        failing: list[str] = []  # the last test run's stated-example failures
         try:
             for path, content in (files or {}).items():
                 await kernel.call_tool(run, self.name, "write_file",
@@ -841,7 +842,7 @@ class Coder(Agent):
             for turn in range(max_steps):
                 stuck = previous is not None and bool(notes) and _REPEATED in notes[0]
                 prompt = _whole_prompt(task, workspace, notes, first=turn == 0 and not files,
-                                       anew=stuck, fixed=fixed)
+                                       anew=stuck, fixed=fixed, failing=failing)
                 params = {"max_tokens": 1500, **self.llm_params}
                 if stuck:
                     params["temperature"] = max(1.0, float(params.get("temperature") or 0.0))
@@ -892,7 +893,8 @@ class Coder(Agent):
                     notes.append("Repaired before the run: " + str(tests["repaired"]))
                 # While a stated example fails, the code is wrong: no check of the LLM's own
                 # tests (the next prompt shows only the stated failures).
-                focus = bool(fixed) and bool(stated_failures(workspace, fixed))
+                failing = stated_failures(workspace, fixed) if fixed else []
+                focus = bool(failing)
                 if (self.arbitrate and not focus
                         and await self._arbitrate(kernel, run, model, task, workspace, registry,
                                                   step, notes)):
@@ -1172,13 +1174,14 @@ def _named_files(task: str, files: Mapping[str, str] | None) -> list[str]:
 
 
 def _whole_prompt(task: str, workspace: Workspace, notes: Sequence[str], *, first: bool,
-                  anew: bool = False, fixed: Sequence[Example] | None = None) -> str:
+                  anew: bool = False, fixed: Sequence[Example] | None = None,
+                  failing: Sequence[str] = ()) -> str:
     """A "whole" turn's prompt: the task; then the files and the last test run, if any. With
     ``anew`` (the last reply repeated the files) the files are left out and the LLM is asked to
     write them again from the task and the failures: shown its files, a small model copies
     them. ``fixed``: the stated examples (:data:`EXAMPLES_FILE`), listed in every prompt; while
-    any of them fails, the prompt shows only those failures (what the code gave, what the
-    sources say), not pytest's output: a small model otherwise bends the code to its own tests'
+    any of them fails (``failing``: :func:`stated_failures` of the last run), the prompt shows
+    only those failures (what the code gave, what the sources say), not pytest's output: a small model otherwise bends the code to its own tests'
     wrong values."""
     examples = ([_FIXED.format(name=EXAMPLES_FILE), *(f"- {e.line}" for e in fixed), ""]
                 if fixed else [])
@@ -1194,10 +1197,9 @@ def _whole_prompt(task: str, workspace: Workspace, notes: Sequence[str], *, firs
     for path, text in ({} if anew else shown).items():
         shown = text if len(text) <= _PROMPT_FILE_CHARS else text[:_PROMPT_FILE_CHARS] + "\n..."
         parts += [path, f"```python\n{shown.rstrip()}\n```", ""]
-    failing = stated_failures(workspace, fixed) if fixed else []
-    if failing:
+    if failing:  # _FIXED_KEPT is one of the "was not written" notes
         parts += ["## The sources' examples the code fails", "", *failing, "",
-                  *[n for n in notes if n in (_REPEATED, _FIXED_KEPT) or "was not written" in n
+                  *[n for n in notes if n == _REPEATED or "was not written" in n
                     or "does not compile" in n], "", _STATED_FIX]
         return "\n".join(parts).strip()
     last = workspace.last_tests

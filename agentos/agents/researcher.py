@@ -123,6 +123,8 @@ class ResearchReport:
         problems: why citations were unsupported (empty when succeeded).
         sub_questions: what was recalled, the question first.
         retrieved: every chunk retrieved in this run, by id.
+        shown: the ids of the chunks shown to the LLM, in the order shown (the best relevant
+            ones; see ``Researcher``'s ``relevance``).
         findings: ids of the findings written to memory (only when succeeded).
         error: why it did not succeed.
     """
@@ -134,6 +136,7 @@ class ResearchReport:
     run_id: str
     sub_questions: list[str] = field(default_factory=list)
     retrieved: dict[str, Hit] = field(default_factory=dict)
+    shown: list[str] = field(default_factory=list)
     problems: list[CitationProblem] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
@@ -197,6 +200,12 @@ class Researcher(Agent):
         max_subquestions: sub-questions the plan may add (0: recall the question alone, no
             planning call).
         max_sources: retrieved chunks shown to the LLM, best first.
+        relevance: a chunk is shown only when its cosine similarity to a query is at least
+            this fraction of the best similarity any retrieved chunk reached (0: show the best
+            ``max_sources`` whatever they are). Ranks always have a first; this keeps a
+            question about one document from being shown the nearest unrelated ones, which a
+            small model then summarises as if they answered it. Chunks only the lexical index
+            found (no similarity) are kept.
         max_attempts: answers the LLM may give; each later one is told what failed the check.
     """
 
@@ -211,6 +220,7 @@ class Researcher(Agent):
         k: int = 4,
         max_subquestions: int = 2,
         max_sources: int = 8,
+        relevance: float = 0.6,
         max_attempts: int = 2,
         **agent_options: Any,
     ) -> None:
@@ -219,11 +229,14 @@ class Researcher(Agent):
         if max_attempts < 1 or k < 1 or max_sources < 1 or max_subquestions < 0:
             raise UserError("Researcher needs max_attempts, k and max_sources >= 1 and "
                             "max_subquestions >= 0")
+        if not 0.0 <= relevance <= 1.0:
+            raise UserError(f"Researcher relevance must be in [0, 1], got {relevance}")
         self.namespaces = list(namespaces) if namespaces is not None else None
         self.crew = crew
         self.k = k
         self.max_subquestions = max_subquestions
         self.max_sources = max_sources
+        self.relevance = relevance
         self.max_attempts = max_attempts
 
     def run(self, task: str, *, kernel: Kernel | None = None) -> ResearchReport:  # type: ignore[override]
@@ -320,7 +333,16 @@ class Researcher(Agent):
         # Best first: every query's first hit, then every query's second hit, ...; each once.
         order = dict.fromkeys(hits[rank].id for rank in range(self.k) for hits in per_query
                               if rank < len(hits))
+        closest: dict[str, float] = {}  # chunk id -> its highest similarity to any query
+        for hits in per_query:
+            for hit in hits:
+                if hit.similarity is not None:
+                    closest[hit.id] = max(hit.similarity, closest.get(hit.id, hit.similarity))
+        best = max(closest.values(), default=0.0)
+        if self.relevance > 0 and best > 0:
+            order = {i: None for i in order if closest.get(i, best) >= self.relevance * best}
         shown = [report.retrieved[i] for i in order][: self.max_sources]
+        report.shown = [hit.id for hit in shown]
         if not shown:
             report.error = (f"nothing in memory ({', '.join(memory.namespaces)}) matches the "
                             "question; ingest documents first (`agentos memory ingest PATH`)")

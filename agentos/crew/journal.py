@@ -276,4 +276,4 @@ def _memory_result_from(recorded: dict[str, Any]) -> Any:
     from agentos.runtime.memory.store import Hit
 
     return [Hit(h["chunk_id"], h["text"], h["namespace"], h["source"], h["position"],
-                h["score"], h["metadata"]) for h in recorded["hits"]]
+                h["score"], h["metadata"], h.get("similarity")) for h in recorded["hits"]]

@@ -125,7 +125,8 @@ class ResearcherMember:
 
 def _cited_sources(report: Any) -> str:
     """The text of the chunks ``report`` cites (each once, at most ``_SOURCES`` of them,
-    ``_SOURCE_CHARS`` each); when it cites none it retrieved, its first retrieved chunks."""
+    ``_SOURCE_CHARS`` each); when it cites none, the first chunks it showed the LLM (those
+    relevant enough to show; else the first it retrieved)."""
     retrieved = report.retrieved
     cited = [c.chunk_id for c in report.citations if c.chunk_id in retrieved]
     ids = list(dict.fromkeys(cited))[:_SOURCES]
@@ -133,7 +134,7 @@ def _cited_sources(report: Any) -> str:
     heading = (f"{cited_heading})" if report.status == "succeeded" else
                f"{cited_heading}; the citation check did not pass)")
     if not ids:
-        ids = list(retrieved)[:_SOURCES]
+        ids = [i for i in getattr(report, "shown", None) or retrieved if i in retrieved][:_SOURCES]
         heading = f"{retrieved_heading}; none was cited)"
     if not ids:
         return ""
@@ -150,7 +151,7 @@ def default_members(kernel: Kernel, model: str | None = None) -> dict[str, Membe
     """``researcher``, ``coder`` and ``reviewer`` on ``model`` (default: the configured model).
 
     The researcher is the :class:`~agentos.agents.Researcher`, recalling from the ``global``
-    namespace (where ``agentos crew run --docs`` ingests), showing the LLM its best four chunks
+    namespace (where ``agentos crew run --docs`` ingests), showing the LLM its best four relevant chunks
     and answering with verified citations; the coder is the :class:`~agentos.agents.Coder`
     (workspace, bubblewrap sandbox, pytest), in the ``"whole"`` edit format with at most six
     LLM turns per visit on a ``local/`` model (small models write better code in Markdown blocks

@@ -257,3 +257,47 @@ def test_line_ids_in_ranges_and_bare_numbers_are_understood() -> None:
     apart = _quoted_lines("c", [("S1", 1), ("S1", 3)], {"S1": "c-1"}, shown)
     assert [c.quote for c in apart] == ["Form: KF-<year> The year has four digits.",
                                         "The year has four digits."]
+
+
+CREW_DOCS = Path(__file__).resolve().parents[2] / "examples" / "crew_tasks" / "docs"
+
+
+@pytest.mark.parametrize("relevance", [0.6, 0.0])
+def test_unrelated_documents_are_not_shown_however_they_rank(
+        tmp_path: Path, embedder: CachedEmbedder, relevance: float) -> None:
+    # Six one-chunk documents: every query's ranking has a second, third, fourth place, all
+    # about something else. Shown, a small model summarises them as if they answered.
+    from agentos.config import load_settings
+
+    memory = Memory(tmp_path / "memory", embedder=embedder)
+    ingest(memory, sorted(CREW_DOCS.glob("*.md")))
+    kernel = Kernel(load_settings(env={"AGENTOS_DATA_DIR": str(tmp_path)}),
+                    store=tmp_path / "runs.sqlite", memory=memory)
+    shown: list[dict[str, str]] = []
+
+    def answer(messages, tools):  # type: ignore[no-untyped-def]
+        shown.append(_sources(messages))
+        return _reply("Header 0xA5.", [{"claim": "The header is 0xA5.", "source": "S1",
+                                        "quote": "header, always `0xA5`"}])
+
+    try:
+        report = Researcher(llm=FunctionLLM(answer), kernel=kernel, namespaces=["global"],
+                            max_subquestions=0, max_sources=4, relevance=relevance).run(
+            "Research the TH-7 sensor frame format, then write decode_frame(frame).")
+    finally:
+        asyncio.run(kernel.aclose())
+        memory.close()
+    [sources] = shown
+    names = [Path(report.retrieved[i].source or "").name for i in report.shown]
+    assert report.status == "succeeded" and len(sources) == len(names)
+    if relevance:
+        assert names == ["sensors.md"]
+    else:  # the filter is what keeps them out: without it the next three are shown
+        assert names[0] == "sensors.md" and len(names) == 4
+
+
+def test_relevance_outside_zero_to_one_is_refused() -> None:
+    from agentos.errors import UserError
+
+    with pytest.raises(UserError, match="relevance must be in"):
+        Researcher(llm=ScriptedLLM([]), relevance=1.5)

@@ -37,3 +37,17 @@ def test_facts_missing_in_a_comment_of_the_code_is_not_a_question(kernel: Kernel
     result = asyncio.run(member.arun("Write f(x) in solution.py with tests in test_solution.py.",
                                      kernel=kernel))
     assert "facts_missing" not in result.data and not result.data["tests_passed"]
+
+
+def test_an_uncited_research_hands_on_the_chunks_it_showed_not_the_unrelated_ones() -> None:
+    from types import SimpleNamespace
+
+    from agentos.crew.members import _cited_sources
+    from agentos.runtime.memory.store import Hit
+
+    hits = {i: Hit(i, f"text of {name}", "global", f"/docs/{name}", 0, 0.1)
+            for i, name in [("a", "sensors.md"), ("b", "parcels.md"), ("c", "kivu.md")]}
+    report = SimpleNamespace(retrieved=hits, citations=[], status="failed", shown=["a"])
+    handed = _cited_sources(report)
+    assert "none was cited" in handed and "text of sensors.md" in handed
+    assert "parcels" not in handed and "kivu" not in handed

@@ -82,6 +82,9 @@ class Hit:
         score: higher is better; the fused reciprocal-rank score in hybrid mode, the cosine
             similarity in vector mode, BM25 in lexical mode, 0 for ``get``/``list``.
         metadata: every metadata field stored with it.
+        similarity: the cosine similarity of its embedding to the query's, when the vector
+            search ranked it (``None`` for a lexical-only hit and for ``get``/``list``): unlike
+            a reciprocal-rank score it says how close a hit is, not only that it came first.
     """
 
     id: str
@@ -91,21 +94,22 @@ class Hit:
     position: int | None
     score: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    similarity: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: ``source``, ``chunk_id``, ``score``, ``text``, ``namespace``,
-        ``position``, ``metadata``."""
+        ``position``, ``metadata``, ``similarity``."""
         d = asdict(self)
         d["chunk_id"] = d.pop("id")
         return d
 
 
 def _hit(namespace: str, id_: str, text: str | None, meta: Mapping[str, Any] | None,
-         score: float = 0.0) -> Hit:
+         score: float = 0.0, similarity: float | None = None) -> Hit:
     meta = dict(meta or {})
     position = meta.get("position")
     return Hit(id_, text or "", namespace, meta.get("source"),
-               int(position) if position is not None else None, float(score), meta)
+               int(position) if position is not None else None, float(score), meta, similarity)
 
 
 def _where(filters: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -530,6 +534,7 @@ class Memory:
                                 lexical_rank.append((score, (namespace, id_)))
         if not candidates:
             return []
+        similarity = {key: sim for sim, key in vector_rank}
         vector_rank.sort(key=lambda pair: -pair[0])
         lexical_rank.sort(key=lambda pair: -pair[0])
         if mode == "vector":
@@ -547,7 +552,8 @@ class Memory:
                          k, 1.0 - diversity)
             fused = [pool[i] for i in picked]
         return [
-            _hit(key[0], key[1], candidates[key][0], candidates[key][1], score)
+            _hit(key[0], key[1], candidates[key][0], candidates[key][1], score,
+                 similarity.get(key))
             for key, score in fused[:k]
         ]
 
