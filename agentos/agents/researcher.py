@@ -516,7 +516,8 @@ def _parse_answer(
     """(answer, citations, error) from the LLM's JSON reply. A claim that names line ids
     (``S1.3``) cites those lines' text (see :func:`_quoted_lines`); else its ``quote`` is taken
     as given, and its ``source`` label ``S3`` becomes its chunk id (anything else is kept as the
-    chunk id it names)."""
+    chunk id it names). An answer that is the prompt's ``<...>`` placeholder, copied, becomes
+    the claims' text."""
     data = _json_value(reply, "{")
     if not isinstance(data, dict) or not isinstance(data.get("answer"), str):
         return (reply or "").strip(), [], "the reply was not the JSON object asked for"
@@ -531,4 +532,7 @@ def _parse_answer(
             continue
         ref = str(claim.get("source") or claim.get("chunk_id") or "").strip().strip("[]")
         citations.append(Citation(text, labels.get(ref, ref), str(claim.get("quote") or "")))
-    return data["answer"].strip(), citations, None
+    answer = data["answer"].strip()
+    if re.fullmatch(r"<[^<>]*>", answer):  # the prompt's placeholder, copied (the 1.5B does)
+        answer = " ".join(dict.fromkeys(c.claim.strip() for c in citations if c.claim.strip()))
+    return answer, citations, None

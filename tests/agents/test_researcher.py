@@ -301,3 +301,16 @@ def test_relevance_outside_zero_to_one_is_refused() -> None:
 
     with pytest.raises(UserError, match="relevance must be in"):
         Researcher(llm=ScriptedLLM([]), relevance=1.5)
+
+
+def test_an_answer_copied_from_the_prompts_placeholder_becomes_the_claims(kernel: Kernel) -> None:
+    # The 1.5B replied with the template's "<the answer: ...>" and real claims (kivu run).
+    def answer(messages, tools):  # type: ignore[no-untyped-def]
+        line = _line_id(messages, "45 days")
+        return _reply("<the answer: every rule, format, number and example the sources give for it>",
+                      [{"claim": "Snapshots are kept 45 days.", "lines": [line]}])
+
+    report = Researcher(llm=FunctionLLM(answer), kernel=kernel, namespaces=["global"],
+                        max_subquestions=0).run("How long are snapshots kept?")
+    assert report.status == "succeeded"
+    assert report.answer == "Snapshots are kept 45 days."
