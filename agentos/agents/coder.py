@@ -70,7 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Coder", "CoderResult", "Disagreement", "Workspace", "add_missing_imports",
-    "disagreements", "drop_import_time_checks", "drop_self_imports", "expectation_notes", "file_blocks",
+    "disagreements", "drop_copied_definitions", "drop_import_time_checks", "drop_self_imports", "expectation_notes", "file_blocks",
     "raises_for_exception_asserts", "stated_failures",
 ]
 
@@ -305,7 +305,8 @@ class Workspace:
     def repair_tests(self) -> list[str]:
         """Repair the workspace before a test run: a module's imports of itself go
         (:func:`drop_self_imports`), and so do its import-time self-checks
-        (:func:`drop_import_time_checks`); in each ``test_*.py``, asserts that compare a call with an
+        (:func:`drop_import_time_checks`); in each ``test_*.py``, copies of the modules' functions go
+        (:func:`drop_copied_definitions`), asserts that compare a call with an
         exception become ``pytest.raises`` blocks (:func:`raises_for_exception_asserts`), and
         the imports it lacks are added (:func:`add_missing_imports`, over the modules in the
         same folder). Returns what was changed, as notes for the LLM (empty: nothing was)."""
@@ -346,7 +347,11 @@ class Workspace:
                 text = test.read_text()
             except (OSError, UnicodeDecodeError):
                 continue
-            fixed, rewritten = raises_for_exception_asserts(text)
+            fixed, copied = drop_copied_definitions(text, modules)
+            if copied:
+                notes.append(f"removed the copy of `{'`, `'.join(copied)}` from {rel.as_posix()}: "
+                             "the tests must import and test the module's own code")
+            fixed, rewritten = raises_for_exception_asserts(fixed)
             if rewritten:
                 notes.append(
                     f"rewrote line(s) {', '.join(map(str, rewritten))} of {rel.as_posix()}, "
@@ -500,6 +505,35 @@ def add_missing_imports(test: str, modules: Mapping[str, str]) -> tuple[str, lis
         lines[-1] += "\n"
     lines[after:after] = [line + "\n" for line in added]
     return "".join(lines), added
+
+
+def drop_copied_definitions(test: str, modules: Mapping[str, str]) -> tuple[str, list[str]]:
+    """``test`` without the top-level functions and classes that copy one of ``modules``' (name
+    -> source): an undecorated ``def``/``class`` whose name is not a test's and that exactly one
+    module defines at top level. A small model pastes the function it wrote into its test
+    file; the tests then check that copy, pass, and say nothing of the module. Returns the new
+    source and the names removed (:func:`add_missing_imports` then imports them from the
+    module); one that does not parse comes back unchanged. Pure: no I/O."""
+    try:
+        tree = ast.parse(test)
+    except SyntaxError:
+        return test, []
+    owners: dict[str, int] = {}
+    for source in modules.values():
+        try:
+            names = _top_level_names(ast.parse(source))
+        except SyntaxError:
+            names = set(re.findall(r"^(?:async\s+def|def|class)\s+(\w+)", source, re.M))
+        for name in names:
+            owners[name] = owners.get(name, 0) + 1
+    copies = [node for node in tree.body
+              if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+              and not node.decorator_list and owners.get(node.name) == 1
+              and not node.name.startswith(("test", "Test"))]
+    lines = test.splitlines(keepends=True)
+    for node in reversed(copies):
+        del lines[node.lineno - 1:node.end_lineno or node.lineno]
+    return "".join(lines), [node.name for node in copies]
 
 
 def drop_self_imports(source: str, module: str) -> tuple[str, list[str]]:

@@ -552,6 +552,27 @@ def test_a_module_that_checks_itself_at_import_loses_those_checks_before_the_tes
     assert drop_import_time_checks("def f(:\n") == ("def f(:\n", [])
 
 
+def test_a_test_file_that_pastes_the_modules_function_tests_the_module_instead(
+    kernel: Kernel,
+) -> None:
+    """The 1.5B pasted its decode_frame into test_solution.py (sensors run): its tests checked
+    that copy. The copy goes and the module's function is imported, so they fail on its bug."""
+    from agentos.agents.coder import drop_copied_definitions
+
+    ws = Workspace(kernel.settings.data_dir / "ws")
+    ws.write_file("solution.py", "def f(x):\n    return x + 2\n")
+    ws.write_file("test_solution.py", "import pytest\n\ndef f(x):\n    return x + 1\n\n\n"
+                  "@pytest.fixture\ndef one():\n    return 1\n\n\n"
+                  "def test_f(one):\n    assert f(one) == 2\n")
+    result = ws.run_tests()
+    assert not result["passed"] and "assert 3 == 2" in result["stdout"]
+    assert "removed the copy of `f` from test_solution.py" in result["repaired"]
+    tests = ws.files()["test_solution.py"]
+    assert "from solution import f" in tests and "return x + 1" not in tests
+    assert "def one():" in tests  # a fixture is the test's own
+    assert drop_copied_definitions("def f(:\n", {"solution": "def f(): pass"}) == ("def f(:\n", [])
+
+
 def test_a_check_that_agrees_with_neither_side_says_so_and_changes_nothing(
     kernel: Kernel,
 ) -> None:
