@@ -27,6 +27,7 @@ _TEST_OUTPUT_CHARS = 3000
 _FILE_CHARS = 4000  # of each file, in the answer the reviewer reads
 _SOURCES = 2  # chunks whose text the research hands on
 _SOURCE_CHARS = 1500  # of each such chunk
+_SUMMARY = "The researcher's summary (where it and the sources above differ, the sources are right):"
 _WHOLE_TURNS = 6  # LLM turns per visit of a local model's coder ("whole" files format)
 
 
@@ -108,17 +109,18 @@ class ResearcherMember:
 
     async def arun(self, task: str, *, kernel: Any = None, run: Any = None) -> MemberResult:
         """Research ``task``; findings go to the crew's shared namespace ``crew:<run id>`` (the
-        crew grants it to its members). The answer handed on is the researcher's answer plus the
-        full text of the chunks it cites (the facts in the source's own words: a small model's
-        answer drops details), or, when it cites none, of the best chunks it retrieved, marked
-        as such."""
+        crew grants it to its members). The answer handed on is the full text of the chunks it
+        cites (the facts in the source's own words), or, when it cites none, of the best chunks it
+        showed the LLM, marked as such; then the researcher's answer, introduced as a summary the
+        sources overrule: a small model's answer drops details and gets some wrong (the 1.5B's
+        said the TH-7's humidity took three bytes)."""
         report = await self.researcher.arun(task, kernel=kernel, run=run,
                                             crew=getattr(run, "id", None))
         citations = [str(c) for c in report.citations]
         answer = (report.answer or "").strip()
         sources = _cited_sources(report)
-        if sources:
-            answer = f"{answer}\n\n{sources}".strip()
+        if sources:  # the sources first: a small model follows what it reads first
+            answer = f"{sources}\n\n{_SUMMARY}\n{answer}".strip() if answer else sources
         return MemberResult(answer, report.status, report.error, {"citations": citations},
                             list(report.steps))
 

@@ -86,6 +86,12 @@ def test_a_task_end_to_end_through_the_crew(kernel: Kernel, tmp_path: Path) -> N
     # The coder reads the cited document in its own words, not only the researcher's summary.
     assert "Sources cited (verbatim):" in coder_prompts[0]
     assert "years divisible by 200 are leap years again" in coder_prompts[0]
+    # The sources before the researcher's summary, which they overrule; no unrelated document.
+    summary = coder_prompts[0].index("Leap years have 371 days.")
+    assert coder_prompts[0].index("Sources cited (verbatim):") < summary
+    assert "the sources are right" in coder_prompts[0][:summary]
+    assert not any(f"{doc.name}, part" in coder_prompts[0]
+                   for doc in tasks.DOCS.glob("*.md") if doc.name != "kivu_calendar.md")
     # The verified finding went to the crew's shared namespace, not the researcher's own.
     assert kernel.memory.count(f"crew:{row['run_id']}") == 1
     assert kernel.memory.count("agent:researcher") == 0
