@@ -7,8 +7,10 @@ is right by construction. So the Coder asks the LLM to list them, one per line a
 ``f(args) == value`` or ``f(args) raises ValueError``, keeps a line only when every argument and
 the expected value appear in the trusted text (the task and the sources' own words, not the
 researcher's summary), and writes the kept ones to :data:`EXAMPLES_FILE`, which the LLM's
-replies cannot overwrite. A pairing error (a stated argument with another stated value) is not
-caught here; two lines giving one call different outcomes are both dropped.
+replies cannot overwrite. A pairing error (a stated argument with another stated value) is
+caught where a sentence works the value out for other inputs (``A parcel of 3.2 kg therefore
+costs 4.20 + 2 x 1.15 = EUR 6.50`` states 6.50 for 3.2 kg, not for 2, twice the 1.5B's
+reading), not elsewhere; two lines giving one call different outcomes are both dropped.
 
 Pure functions: the Coder makes the LLM call and the ``write_file`` syscall.
 """
@@ -191,10 +193,43 @@ def _example(line: str, trusted: str, functions: Sequence[str]) -> tuple[Example
         return Example(ast.unparse(node), node.func.id, None, raises), ""
     if not (isinstance(expected, bool) or stated(expected, trusted)):
         return None, f"the text does not state the result {expected!r}"
+    worked = _worked_for(expected, trusted)
+    numbers = [a for a in arguments if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    if worked and numbers and not any(n in inputs for n in numbers for inputs in worked):
+        shown = ", ".join(repr(i) for inputs in worked for i in inputs)
+        return None, (f"the text works {expected!r} out for {shown}, not for these arguments")
     returns = _return_annotation(trusted, node.func.id)
     if returns is not None and not _of_type(expected, returns):
         return None, f"the result {expected!r} is not a {ast.unparse(returns)}"
     return Example(ast.unparse(node), node.func.id, expected, raises), ""
+
+
+_NUMBER = r"(?<![\w.])-?\d+(?:\.\d+)?(?!\w)"
+_WORKED = re.compile(  # arithmetic (numbers, operators, spaces) = an optional currency, a number
+    r"((?:\d+(?:\.\d+)?|[\s+*/×x()-])+?)=\s*(?:EUR|USD|GBP|\$|€|£)?\s*"
+    rf"({_NUMBER})")
+
+
+def _worked_for(expected: Any, text: str) -> list[list[float]]:
+    """For each sentence of ``text`` that works ``expected`` out (``4.20 + 2 x 1.15 = EUR
+    6.50``), the other numbers it states, outside the arithmetic: the inputs it works it out
+    for (``A parcel of 3.2 kg therefore costs 4.20 + 2 x 1.15 = EUR 6.50``: 3.2). A model that
+    pairs the result with an operand (``2``) has misread the sentence. A sentence is taken
+    across the line breaks of its paragraph."""
+    if not isinstance(expected, (int, float)) or isinstance(expected, bool):
+        return []
+    found: list[list[float]] = []
+    paragraphs = re.split(r"\n\s*\n", text)
+    for sentence in (s for p in paragraphs for s in re.split(r"(?<=[.!?])\s+",
+                                                            re.sub(r"\s*\n\s*", " ", p))):
+        for match in _WORKED.finditer(sentence):
+            if float(match.group(2)) != expected or not re.search(r"\d", match.group(1)):
+                continue
+            outside = sentence[:match.start()] + " " + sentence[match.end():]
+            inputs = [float(n) for n in re.findall(_NUMBER, outside)]
+            if inputs:
+                found.append(inputs)
+    return found
 
 
 def _sentences(text: str) -> list[str]:

@@ -189,3 +189,21 @@ def test_a_test_file_that_does_not_compile_does_not_hide_the_stated_examples(
     assert not result.tests_passed  # the broken test file still fails the run
     assert "- `kivu_days(1960)` returned 371; the sources say 364." in llm.calls[2][1]["content"]
     assert "1 passed" in result.test_output and "1 error" in result.test_output
+
+
+def test_a_result_paired_with_an_operand_of_the_sentence_that_works_it_out_is_dropped() -> None:
+    # Twice in crew runs the 1.5B read "3.2 kg ... costs 4.20 + 2 x 1.15 = EUR 6.50" as
+    # shipping_cost(2, 'domestic') == 6.5: a fixed test no right code can pass.
+    parcels = (Path(__file__).resolve().parents[2] / "examples" / "crew_tasks" / "docs"
+               / "parcels.md").read_text()
+    reply = ("shipping_cost(2, 'domestic') == 6.5\nshipping_cost(3.2, 'domestic') == 6.5\n"
+             "shipping_cost(2, 'domestic') == 4.20\n")
+    kept, dropped = parse_examples(reply, parcels, ["shipping_cost"])
+    assert [e.line for e in kept] == ["shipping_cost(3.2, 'domestic') == 6.5",
+                                      "shipping_cost(2, 'domestic') == 4.2"]
+    assert dropped == ["shipping_cost(2, 'domestic') == 6.5: the text works 6.5 out for 3.2, "
+                       "not for these arguments"]
+    # Without arithmetic the sentence says nothing of pairing: both readings stay.
+    plain = "A parcel of 3 kg costs EUR 6.50; 2 parcels ship free."
+    kept, _ = parse_examples("f(2) == 6.5\nf(3) == 6.5\n", plain, ["f"])
+    assert len(kept) == 2

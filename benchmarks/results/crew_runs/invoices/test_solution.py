@@ -1,19 +1,11 @@
 import pytest
 
-def invoice_number(year: int, sequence: int) -> str:
-    if not 1 <= sequence <= 99999:
-        raise ValueError("Sequence must be between 1 and 99999")
-    
-    year_str = f"{year:04d}"
-    sequence_str = f"{sequence:05d}"
-    check_digit = sum(int(digit) for digit in sequence_str) % 26
-    check_letter = chr(65 + check_digit)
-    
-    return f"KF-{year_str}-{sequence_str}-{check_letter}"
+from solution import invoice_number
 
-def test_invoice_number():
-    assert invoice_number(2024, 1) == 'KF-2024-00001-A'
-    assert invoice_number(2024, 99999) == 'KF-2024-99999-Z'
 
-if __name__ == "__main__":
-    pytest.main()
+def test_stated_examples():
+    assert invoice_number(2024, 42) == 'KF-2024-00042-G'
+    with pytest.raises(ValueError):
+        invoice_number(2024, 0)
+    with pytest.raises(ValueError):
+        invoice_number(2024, 100000)
