@@ -25,7 +25,9 @@ no tools; it replies with every file it writes as a fenced code block under the 
 Coder writes them (``write_file`` syscalls) and runs the tests (``run_tests``), and each next
 turn is a fresh, short prompt (the task, the files as they are, pytest's failures) instead of
 the whole history; after a reply that repeated the files unchanged, the next prompt leaves the
-files out and asks for them anew, sampled at temperature 1. Code in a Markdown block is what code models write best; inside a tool call's
+files out and asks for them anew, sampled at temperature 1, and so it does after a change that
+failed no fewer of the sources' stated examples (below) than the best turn so far; turns that
+end on code worse than an earlier turn's restore that turn's files. Code in a Markdown block is what code models write best; inside a tool call's
 JSON string they must escape every quote and newline, and the re-sent history grows with every
 turn.
 
@@ -864,6 +866,9 @@ class Coder(Agent):
         without_files = 0
         fixed: list[Example] | None = None
         failing: list[str] = []  # the last test run's stated-example failures
+        fewest: int | None = None  # the fewest stated-example failures of any turn so far
+        best: dict[str, str] = {}  # the files of that turn
+        not_better = False  # the last turn failed no fewer stated examples than the best one
         try:
             for path, content in (files or {}).items():
                 await kernel.call_tool(run, self.name, "write_file",
@@ -876,7 +881,9 @@ class Coder(Agent):
             for turn in range(max_steps):
                 stuck = previous is not None and bool(notes) and _REPEATED in notes[0]
                 prompt = _whole_prompt(task, workspace, notes, first=turn == 0 and not files,
-                                       anew=stuck, fixed=fixed, failing=failing)
+                                       anew=_ANEW_REPEATED if stuck else
+                                       _ANEW_NOT_BETTER if not_better else "",
+                                       fixed=fixed, failing=failing)
                 params = {"max_tokens": 1500, **self.llm_params}
                 if stuck:
                     params["temperature"] = max(1.0, float(params.get("temperature") or 0.0))
@@ -929,6 +936,11 @@ class Coder(Agent):
                 # tests (the next prompt shows only the stated failures).
                 failing = stated_failures(workspace, fixed) if fixed else []
                 focus = bool(failing)
+                if fixed:
+                    not_better = focus and fewest is not None and len(failing) >= fewest
+                    if fewest is None or len(failing) < fewest:
+                        fewest = len(failing)
+                        best = {p: t for p, t in workspace.files().items() if p != EXAMPLES_FILE}
                 if (self.arbitrate and not focus
                         and await self._arbitrate(kernel, run, model, task, workspace, registry,
                                                   step, notes)):
@@ -946,6 +958,10 @@ class Coder(Agent):
                 error = (f"the tests still fail after max_steps={max_steps} LLM turns"
                          if status == "tests_failed" else
                          f"stopped after max_steps={max_steps} LLM turns")
+                if fewest is not None and len(failing) > fewest:
+                    await self._restore(kernel, run, registry, workspace, best, steps)
+                    error += (f"; the files are those of the turn that failed the fewest of the "
+                              f"sources' examples ({fewest} of {len(fixed or ())})")
         except BudgetExceeded as exc:
             status, error = "budget_exceeded", str(exc)
         except Cancelled as exc:
@@ -956,6 +972,20 @@ class Coder(Agent):
         if self.stated_examples:
             result.stated_examples = [e.line for e in fixed or ()]
         return result
+
+    async def _restore(self, kernel: Kernel, run: Run, registry: ToolRegistry,
+                       workspace: Workspace, files: Mapping[str, str], steps: list[Step]) -> None:
+        """Write ``files`` back (``write_file`` syscalls) and run the tests on them, as one
+        step without an LLM turn: the turns ended on code worse than an earlier turn's."""
+        step = Step(len(steps), "")
+        steps.append(step)
+        for path, text in files.items():
+            output = await kernel.call_tool(run, self.name, "write_file",
+                                            {"path": path, "content": text}, registry=registry)
+            step.tool_calls.append(ToolOutcome("write_file", {"path": path}, str(output), True))
+        tests = await kernel.call_tool(run, self.name, "run_tests", {}, registry=registry)
+        step.tool_calls.append(ToolOutcome("run_tests", {}, _render_brief(tests), True))
+        self._notify(step)
 
     async def _write_examples(
         self, kernel: Kernel, run: Run, model: str | LLM, task: str, workspace: Workspace,
@@ -1149,6 +1179,11 @@ _FIXED = ("These checks are the examples the sources state. The Coder runs them 
 _STATED_FIX = ("Fix the code so that it gives the sources' values for these calls; your own "
                "tests' failures are not shown until the sources' examples pass. Reply with the "
                "complete corrected files (each under its name, in a fenced block).")
+_ANEW_REPEATED = ("Your files failed the tests again unchanged, so they are not shown: write "
+                  "solution and tests anew from the task, avoiding the failures below.")
+_ANEW_NOT_BETTER = ("Your last change did not make the code fail fewer of the sources' examples, "
+                    "so the files are not shown: write solution and tests anew from the task, "
+                    "avoiding the failures below.")
 _FIXED_KEPT = (f"Your {EXAMPLES_FILE} was not written: that file holds the examples the sources "
                "state, and only the Coder writes it. Fix the code instead.")
 
@@ -1208,12 +1243,13 @@ def _named_files(task: str, files: Mapping[str, str] | None) -> list[str]:
 
 
 def _whole_prompt(task: str, workspace: Workspace, notes: Sequence[str], *, first: bool,
-                  anew: bool = False, fixed: Sequence[Example] | None = None,
+                  anew: str = "", fixed: Sequence[Example] | None = None,
                   failing: Sequence[str] = ()) -> str:
     """A "whole" turn's prompt: the task; then the files and the last test run, if any. With
-    ``anew`` (the last reply repeated the files) the files are left out and the LLM is asked to
-    write them again from the task and the failures: shown its files, a small model copies
-    them. ``fixed``: the stated examples (:data:`EXAMPLES_FILE`), listed in every prompt; while
+    ``anew`` (why: the last reply repeated the files, :data:`_ANEW_REPEATED`, or failed no fewer
+    of the sources' examples than the best turn, :data:`_ANEW_NOT_BETTER`) the files are left
+    out and the LLM is asked to write them again from the task and the failures: shown its
+    files, a small model copies them, or swings between two wrong versions. ``fixed``: the stated examples (:data:`EXAMPLES_FILE`), listed in every prompt; while
     any of them fails (``failing``: :func:`stated_failures` of the last run), the prompt shows
     only those failures (what the code gave, what the sources say), not pytest's output: a small model otherwise bends the code to its own tests'
     wrong values."""
@@ -1223,8 +1259,7 @@ def _whole_prompt(task: str, workspace: Workspace, notes: Sequence[str], *, firs
         return "\n".join([task, _WHOLE_FIRST, "", *examples]).strip()
     parts = [task, "", *examples]
     if anew:
-        parts += ["Your files failed the tests again unchanged, so they are not shown: write "
-                  "solution and tests anew from the task, avoiding the failures below.", ""]
+        parts += [anew, ""]
     else:
         parts += ["## The files now", ""]
     shown = {p: t for p, t in workspace.files().items() if not fixed or p != EXAMPLES_FILE}

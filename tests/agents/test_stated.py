@@ -207,3 +207,26 @@ def test_a_result_paired_with_an_operand_of_the_sentence_that_works_it_out_is_dr
     plain = "A parcel of 3 kg costs EUR 6.50; 2 parcels ship free."
     kept, _ = parse_examples("f(2) == 6.5\nf(3) == 6.5\n", plain, ["f"])
     assert len(kept) == 2
+
+
+def test_a_turn_that_fails_no_fewer_stated_examples_is_written_anew_and_the_best_kept(
+    kernel: Kernel,
+) -> None:
+    """The 1.5B swung between two wrong versions for a whole visit (invoices run). A change
+    that fails no fewer of the sources' examples than the best turn gets a prompt without the
+    files; when the turns end on code worse than an earlier turn's, that turn's files return."""
+    always = "def kivu_days(year):\n    if year < 1:\n        raise ValueError(year)\n    return 364\n"
+    llm = ScriptedLLM(["kivu_days(1995) == 371\nkivu_days(1960) == 364\nkivu_days(2200) == 371",
+                       _files(_NO_40, _OWN_TESTS),      # fails 1960 only
+                       _files(always, _OWN_TESTS),      # fails 1995 and 2200: not better
+                       _files(always + "\n", _OWN_TESTS)])
+    result = Coder(llm=llm, edit_format="whole", arbitrate=False, stated_examples=True,
+                   max_steps=3).run(f"{GOAL}\n\n{KIVU}", kernel=kernel)
+    second, third = llm.calls[2][1]["content"], llm.calls[3][1]["content"]
+    assert "## The files now" in second and "did not make the code fail fewer" not in second
+    assert "did not make the code fail fewer of the sources' examples" in third
+    assert "## The files now" not in third and "return 364" not in third
+    assert "- `kivu_days(1995)` returned 364; the sources say 371." in third
+    assert not result.tests_passed and result.files["solution.py"] == _NO_40
+    assert "the turn that failed the fewest of the sources' examples (1 of 3)" in result.error
+    assert "1 failed" in result.test_output  # the tests ran again on the restored files
