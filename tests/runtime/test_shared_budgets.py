@@ -344,3 +344,34 @@ async def test_a_process_joining_a_run_late_gets_only_the_wall_time_left(redis_u
         await limits.aclose()
     match = re.match(r"wall_s run budget for wall_s exceeded: limit 1, used ([\d.]+)\. ", said)
     assert match and float(match.group(1)) >= 1.1, said  # seconds since the first process began
+
+
+async def test_closing_ends_the_listener_even_where_its_cancellation_is_swallowed(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Some redis-py versions swallow a cancellation inside ``PubSub.get_message``; the
+    listener then looped on, and a clean-clone CI run hung at the event loop's teardown."""
+    limits = RedisLimits(redis_url)
+    real = limits._redis.pubsub
+
+    def swallowing_pubsub(**options: Any) -> Any:
+        pubsub = real(**options)
+        get_message = pubsub.get_message
+
+        async def swallowing(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await get_message(*args, **kwargs)
+            except asyncio.CancelledError:
+                return None
+
+        pubsub.get_message = swallowing
+        return pubsub
+
+    monkeypatch.setattr(limits._redis, "pubsub", swallowing_pubsub)
+    limits._start_background()
+    listener = limits._listener
+    await asyncio.sleep(0.3)  # subscribed, waiting in get_message
+    started = time.monotonic()
+    await limits.aclose()
+    assert listener is not None and listener.done()
+    assert time.monotonic() - started < 4.0  # it ended, not the 5 s bound giving up on it

@@ -270,6 +270,8 @@ class RedisLimits:
         self._gates: dict[str, asyncio.Lock] = {}
         self._released = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
+        self._stopping = False  # set by aclose: the background loops end even where a
+        # cancellation is swallowed (redis-py's get_message can; a clean-clone CI run hung so)
         self._renewer: asyncio.Task[None] | None = None
 
     def _key(self, resource: str, part: str) -> str:
@@ -451,6 +453,7 @@ class RedisLimits:
     # --- background ---------------------------------------------------------------------------
 
     def _start_background(self) -> None:
+        self._stopping = False
         if self._listener is None or self._listener.done():
             self._listener = asyncio.get_running_loop().create_task(self._listen())
         if self._renewer is None or self._renewer.done():
@@ -458,11 +461,11 @@ class RedisLimits:
 
     async def _listen(self) -> None:
         """Set `_released` on every release any process announces (reconnects after errors)."""
-        while True:
+        while not self._stopping:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._channel)
-                while True:
+                while not self._stopping:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None:
                         self._released.set()
@@ -475,7 +478,7 @@ class RedisLimits:
     async def _renew_leases(self) -> None:
         """Every ``lease / 3`` seconds, push the leases of the slots and budget reservations
         this process holds."""
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.lease / 3)
             leases = [(self._key(resource, "slots"), holders)
                       for resource, holders in list(self._held.items())]
@@ -488,6 +491,7 @@ class RedisLimits:
 
     async def aclose(self) -> None:
         """Stop the background tasks and close the connection (held slots expire by lease)."""
+        self._stopping = True
         tasks = [task for task in (self._listener, self._renewer) if task is not None]
         for task in tasks:
             task.cancel()
