@@ -38,10 +38,16 @@ def solve(task_id: str, goal: str, *, model: Any, out: Path, kernel: Any = None,
     files = dict(result.data.get("code", {}).get("files") or {})
     target = out / task_id
     target.mkdir(parents=True, exist_ok=True)
+    # The previous run's files go first: one this run did not write must not pass for its own.
+    manifest = target / ".written"
+    if manifest.is_file():
+        for name in manifest.read_text().splitlines():
+            (target / name).unlink(missing_ok=True)
     (target / "report.md").write_text(result.report)
     for name, text in files.items():
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         (target / name).write_text(text)
+    manifest.write_text("".join(f"{name}\n" for name in ["report.md", *files]))
     graded = check(task_id, files)
     calls = [s for s in kernel.store.syscalls(result.run_id) if s.kind == "llm"]
     return {

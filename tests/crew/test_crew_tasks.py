@@ -78,11 +78,16 @@ def test_a_task_end_to_end_through_the_crew(kernel: Kernel, tmp_path: Path) -> N
     coder_prompts: list[str] = []
 
     run.ingest_docs(kernel)  # the shipped corpus, into real vector memory
+    stale = tmp_path / "kivu_calendar" / "test_stated_examples.py"  # an earlier run's file
+    stale.parent.mkdir()
+    stale.write_text("assert False\n")
+    (stale.parent / ".written").write_text("report.md\ntest_stated_examples.py\n")
     row = run.solve(task.id, task.goal, model=FunctionLLM(brain), out=tmp_path, kernel=kernel)
     assert row["solved"] and row["crew_status"] == "succeeded", row
     assert row["llm_calls"] == 7 and row["tokens"] > 0
     assert (tmp_path / "kivu_calendar" / "solution.py").read_text() == REFERENCE["kivu_calendar"]
     assert "kivu_calendar.md" in (tmp_path / "kivu_calendar" / "report.md").read_text()
+    assert not stale.exists()  # this run wrote no stated examples: the old file is gone
     # The coder reads the cited document in its own words, not only the researcher's summary.
     assert "Sources cited (verbatim):" in coder_prompts[0]
     assert "years divisible by 200 are leap years again" in coder_prompts[0]
