@@ -463,6 +463,15 @@ def _top_level_names(tree: ast.Module) -> set[str]:
     return names
 
 
+def _module_names(source: str) -> set[str]:
+    """The names a module defines at top level; for one with a syntax error (still being
+    fixed), those of its ``def`` and ``class`` lines at column 0."""
+    try:
+        return _top_level_names(ast.parse(source))
+    except SyntaxError:
+        return set(re.findall(r"^(?:async\s+def|def|class)\s+(\w+)", source, re.M))
+
+
 def add_missing_imports(test: str, modules: Mapping[str, str]) -> tuple[str, list[str]]:
     """``test`` with ``import pytest`` added when it uses ``pytest`` unimported, and
     ``from <module> import <names>`` for every name it reads but never
@@ -480,12 +489,7 @@ def add_missing_imports(test: str, modules: Mapping[str, str]) -> tuple[str, lis
         missing = [name for name in missing if name == "pytest"]
     if not missing:
         return test, []
-    defined: dict[str, set[str]] = {}
-    for name, source in modules.items():
-        try:
-            defined[name] = _top_level_names(ast.parse(source))
-        except SyntaxError:  # still being fixed: its top-level def and class lines count
-            defined[name] = set(re.findall(r"^(?:async\s+def|def|class)\s+(\w+)", source, re.M))
+    defined = {name: _module_names(source) for name, source in modules.items()}
     wanted: dict[str, list[str]] = {}
     for name in missing:
         owners = [module for module, names in defined.items() if name in names]
@@ -522,11 +526,7 @@ def drop_copied_definitions(test: str, modules: Mapping[str, str]) -> tuple[str,
         return test, []
     owners: dict[str, int] = {}
     for source in modules.values():
-        try:
-            names = _top_level_names(ast.parse(source))
-        except SyntaxError:
-            names = set(re.findall(r"^(?:async\s+def|def|class)\s+(\w+)", source, re.M))
-        for name in names:
+        for name in _module_names(source):
             owners[name] = owners.get(name, 0) + 1
     copies = [node for node in tree.body
               if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
