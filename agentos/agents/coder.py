@@ -27,7 +27,11 @@ turn is a fresh, short prompt (the task, the files as they are, pytest's failure
 the whole history; after a reply that repeated the files unchanged, the next prompt leaves the
 files out and asks for them anew, sampled at temperature 1, and so it does after a change that
 failed no fewer of the sources' stated examples (below) than the best turn so far; turns that
-end on code worse than an earlier turn's restore that turn's files. Code in a Markdown block is what code models write best; inside a tool call's
+end on code worse than an earlier turn's restore that turn's files. With ``candidates`` above 1,
+a prompt without files gets up to that many replies, each tested, and the one failing the
+fewest stated examples is kept (best of n, with the sources' examples as the check: a small
+model's single sample is often wrong where one of a few is right). Code in a Markdown block is
+what code models write best; inside a tool call's
 JSON string they must escape every quote and newline, and the re-sent history grows with every
 turn.
 
@@ -698,6 +702,12 @@ class Coder(Agent):
             and its sources state, keep those the text bears out, and write them as a fixed
             test file (:data:`~agentos.agents.stated.EXAMPLES_FILE`) that the LLM's replies
             cannot change (see :mod:`agentos.agents.stated`). One more LLM call per visit.
+        candidates: in the ``"whole"`` format with stated examples, how many replies a prompt
+            without files (the first turn, or one asking for the files anew) gets at most:
+            each is written and tested in turn, sampling stops at a reply that passes every
+            stated example, and the reply failing the fewest is kept (its files written back
+            when a later one was tried). Each reply is an LLM call; the turn counts once
+            against ``max_steps``.
 
     ``max_steps`` counts LLM turns over all rounds (default 30).
     """
@@ -719,6 +729,7 @@ class Coder(Agent):
         edit_format: str = "tools",
         arbitrate: bool = True,
         stated_examples: bool = False,
+        candidates: int = 1,
         on_step: Callable[[Step], None] | None = None,
         **agent_args: Any,
     ) -> None:
@@ -735,7 +746,10 @@ class Coder(Agent):
         self.first_action = first_action
         self.edit_format = edit_format
         self.arbitrate = arbitrate
+        if candidates < 1:
+            raise UserError(f"candidates must be at least 1, got {candidates}")
         self.stated_examples = stated_examples
+        self.candidates = candidates
         self._examples: dict[str, list[Example]] = {}  # trusted text -> its stated examples
 
     def run(  # type: ignore[override]
@@ -887,19 +901,25 @@ class Coder(Agent):
                 params = {"max_tokens": 1500, **self.llm_params}
                 if stuck:
                     params["temperature"] = max(1.0, float(params.get("temperature") or 0.0))
-                completion = await kernel.llm(
-                    run, self.name, model,
-                    [{"role": "system", "content": system}, {"role": "user", "content": prompt}],
-                    None, fallbacks=self.fallbacks, priority=self.priority, weight=self.weight,
-                    **params)
-                content = completion.content or ""
-                step = Step(len(steps), content)
-                steps.append(step)
-                blocks, notes = file_blocks(content, names)
-                if fixed is not None and blocks.pop(EXAMPLES_FILE, None) is not None:
-                    notes.append(_FIXED_KEPT)
+                # A prompt without files (the first, or one asking anew) is answered by up to
+                # `candidates` replies; the one failing the fewest stated examples is kept.
+                fresh = fixed is not None and (stuck or not_better or turn == 0 and not files)
+                tries = self.candidates if fresh else 1
+                attempts: list[_Attempt] = []
+                for _ in range(tries):
+                    attempt = await self._attempt(kernel, run, model, system, prompt, params,
+                                                  names, fixed, workspace, registry, steps)
+                    attempts.append(attempt)
+                    if attempt.blocks and (attempt.passed or fixed and not attempt.failing):
+                        break
+                chosen = _choose(attempts)
+                written = [a for a in attempts if a.blocks]
+                if chosen.blocks and chosen is not written[-1]:
+                    await self._restore(kernel, run, registry, workspace, chosen.files, steps)
+                content, step, blocks, notes = (chosen.content, chosen.step, chosen.blocks,
+                                                chosen.notes)
+                tests = chosen.tests
                 if not blocks:  # prose only: an answer, or a question (the crew reads it)
-                    self._notify(step)
                     answer = content or answer
                     without_files += 1
                     if without_files == 2:
@@ -910,22 +930,6 @@ class Coder(Agent):
                 without_files = 0
                 repeated = previous == blocks
                 previous = blocks
-                for path, text in blocks.items():
-                    try:
-                        output = await kernel.call_tool(run, self.name, "write_file",
-                                                        {"path": path, "content": text},
-                                                        registry=registry)
-                        step.tool_calls.append(ToolOutcome("write_file", {"path": path},
-                                                           str(output), True))
-                        if "does not compile" in str(output) or "note:" in str(output):
-                            notes.append(str(output))
-                    except ToolRetry as exc:
-                        step.tool_calls.append(ToolOutcome("write_file", {"path": path},
-                                                           f"Error: {exc}", False))
-                        notes.append(f"{path} was not written: {exc}")
-                tests = await kernel.call_tool(run, self.name, "run_tests", {}, registry=registry)
-                step.tool_calls.append(ToolOutcome("run_tests", {}, _render_brief(tests), True))
-                self._notify(step)
                 if _passed(workspace):
                     answer = _prose(content) or "The tests pass."
                     status, error = "succeeded", None
@@ -972,6 +976,48 @@ class Coder(Agent):
         if self.stated_examples:
             result.stated_examples = [e.line for e in fixed or ()]
         return result
+
+    async def _attempt(
+        self, kernel: Kernel, run: Run, model: str | LLM, system: str, prompt: str,
+        params: Mapping[str, Any], names: Sequence[str], fixed: Sequence[Example] | None,
+        workspace: Workspace, registry: ToolRegistry, steps: list[Step],
+    ) -> _Attempt:
+        """One reply to a "whole" prompt (an LLM call, recorded as a step): its files written
+        (``write_file`` syscalls) and the tests run (``run_tests``), or nothing written when
+        the reply holds no file."""
+        completion = await kernel.llm(
+            run, self.name, model,
+            [{"role": "system", "content": system}, {"role": "user", "content": prompt}],
+            None, fallbacks=self.fallbacks, priority=self.priority, weight=self.weight,
+            **params)
+        content = completion.content or ""
+        step = Step(len(steps), content)
+        steps.append(step)
+        blocks, notes = file_blocks(content, names)
+        if fixed is not None and blocks.pop(EXAMPLES_FILE, None) is not None:
+            notes.append(_FIXED_KEPT)
+        if not blocks:
+            self._notify(step)
+            return _Attempt(content, step, blocks, notes)
+        for path, text in blocks.items():
+            try:
+                output = await kernel.call_tool(run, self.name, "write_file",
+                                                {"path": path, "content": text},
+                                                registry=registry)
+                step.tool_calls.append(ToolOutcome("write_file", {"path": path},
+                                                   str(output), True))
+                if "does not compile" in str(output) or "note:" in str(output):
+                    notes.append(str(output))
+            except ToolRetry as exc:
+                step.tool_calls.append(ToolOutcome("write_file", {"path": path},
+                                                   f"Error: {exc}", False))
+                notes.append(f"{path} was not written: {exc}")
+        tests = await kernel.call_tool(run, self.name, "run_tests", {}, registry=registry)
+        step.tool_calls.append(ToolOutcome("run_tests", {}, _render_brief(tests), True))
+        self._notify(step)
+        return _Attempt(content, step, blocks, notes, tests, _passed(workspace),
+                        stated_failures(workspace, fixed) if fixed else [],
+                        {p: t for p, t in workspace.files().items() if p != EXAMPLES_FILE})
 
     async def _restore(self, kernel: Kernel, run: Run, registry: ToolRegistry,
                        workspace: Workspace, files: Mapping[str, str], steps: list[Step]) -> None:
@@ -1280,6 +1326,32 @@ def _whole_prompt(task: str, workspace: Workspace, notes: Sequence[str], *, firs
     parts += [*notes, "", _WHOLE_FIX if last is not None and last.returncode not in (0, 5) else
               "Reply with the files (each under its name, in a fenced block)."]
     return "\n".join(parts).strip()
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One reply to a "whole" prompt and what its files did: the test run's brief, whether
+    the tests passed, the stated examples it failed (:func:`stated_failures`) and the files
+    after the run. Without files (``blocks`` empty) nothing was written or run."""
+
+    content: str
+    step: Step
+    blocks: dict[str, str]
+    notes: list[str]
+    tests: Any = None
+    passed: bool = False
+    failing: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def _choose(attempts: Sequence[_Attempt]) -> _Attempt:
+    """The reply to keep of one prompt's replies: of those with files, the one failing the
+    fewest stated examples, then one whose tests passed, then the earliest; without any
+    files, the last reply."""
+    written = [a for a in attempts if a.blocks]
+    if not written:
+        return attempts[-1]
+    return min(written, key=lambda a: (len(a.failing), not a.passed))
 
 
 def _prose(reply: str) -> str:

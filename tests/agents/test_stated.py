@@ -10,6 +10,7 @@ import pytest
 
 from agentos import Kernel, load_settings
 from agentos.agents import Coder
+from agentos.errors import UserError
 from agentos.agents.stated import (
     EXAMPLES_FILE, SOURCES_END, examples_test, parse_examples, task_functions, trusted_text,
 )
@@ -230,3 +231,43 @@ def test_a_turn_that_fails_no_fewer_stated_examples_is_written_anew_and_the_best
     assert not result.tests_passed and result.files["solution.py"] == _NO_40
     assert "the turn that failed the fewest of the sources' examples (1 of 3)" in result.error
     assert "1 failed" in result.test_output  # the tests ran again on the restored files
+
+
+def test_a_prompt_without_files_gets_several_replies_and_the_one_failing_fewest_examples_is_kept(
+    kernel: Kernel,
+) -> None:
+    """Best of n on the stated examples: three replies to the first prompt, each written and
+    tested; the second fails one example, the others two, so its files are written back and
+    the next prompt shows them."""
+    always = "def kivu_days(year):\n    if year < 1:\n        raise ValueError(year)\n    return 364\n"
+    llm = ScriptedLLM(["kivu_days(1995) == 371\nkivu_days(1960) == 364\nkivu_days(2200) == 371",
+                       _files(always, _OWN_TESTS),         # fails 1995 and 2200
+                       _files(_NO_40, _OWN_TESTS),         # fails 1960 only
+                       _files(always + "\n", _OWN_TESTS),  # fails 1995 and 2200
+                       _files(_RIGHT, _OWN_TESTS.replace("(40) == 371", "(40) == 364"))])
+    result = Coder(llm=llm, edit_format="whole", arbitrate=False, stated_examples=True,
+                   candidates=3, max_steps=2).run(f"{GOAL}\n\n{KIVU}", kernel=kernel)
+    assert len(llm.calls) == 5
+    repair = llm.calls[4][1]["content"]
+    assert "## The files now" in repair and "return 371 if year % 5 == 0 else 364" in repair
+    assert "- `kivu_days(1960)` returned 371; the sources say 364." in repair
+    assert result.ok and result.files["solution.py"] == _RIGHT
+    writes = [s for s in kernel.store.syscalls(result.run_id)
+              if s.kind == "tool" and s.name == "write_file"]
+    solutions = [s.detail["arguments"]["content"] for s in writes
+                 if s.detail["arguments"]["path"] == "solution.py"]
+    assert solutions == [always, _NO_40, always + "\n", _NO_40, _RIGHT]  # _NO_40 written back
+
+
+def test_sampling_stops_at_a_reply_that_passes_every_stated_example(kernel: Kernel) -> None:
+    """Its own test is wrong (kivu_days(40) == 371), but the code passes every stated example:
+    no second candidate; the next turn repairs these files."""
+    llm = ScriptedLLM(["kivu_days(1995) == 371\nkivu_days(1960) == 364",
+                       _files(_RIGHT, _OWN_TESTS),
+                       _files(_RIGHT, _OWN_TESTS.replace("(40) == 371", "(40) == 364"))])
+    result = Coder(llm=llm, edit_format="whole", arbitrate=False, stated_examples=True,
+                   candidates=4, max_steps=2).run(f"{GOAL}\n\n{KIVU}", kernel=kernel)
+    assert len(llm.calls) == 3 and result.ok
+    assert "## The files now" in llm.calls[2][1]["content"]
+    with pytest.raises(UserError, match="candidates must be at least 1"):
+        Coder(edit_format="whole", candidates=0)
