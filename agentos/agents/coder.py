@@ -1244,11 +1244,13 @@ def file_blocks(reply: str, names: Sequence[str] = ("solution.py", "test_solutio
     is a test file when it defines a ``test_`` function, else code; it gets the first test
     file, or the first other file, of ``names`` (the files the task names). Blocks of shell
     commands or program output are not files; a last block the reply ends inside (cut off at
-    the token limit) is kept. Pure: no I/O."""
+    the token limit) is kept, and so is a block left unclosed before the next one opens
+    (:func:`_close_unclosed`). Pure: no I/O."""
     tests = [n for n in names if Path(n).name.startswith("test_")] or ["test_solution.py"]
     code = [n for n in names if not Path(n).name.startswith("test_")] or ["solution.py"]
     files: dict[str, str] = {}
     notes: list[str] = []
+    reply = _close_unclosed(reply)
     matches: list[re.Match[str]] = list(_FENCE.finditer(reply))
     end = matches[-1].end() if matches else 0
     unclosed = _OPEN_FENCE.search(reply, end)  # a reply cut off inside its last block
@@ -1270,6 +1272,32 @@ def file_blocks(reply: str, names: Sequence[str] = ("solution.py", "test_solutio
             continue
         files[name] = body
     return files, notes
+
+
+_OPENER = re.compile(r"^```[ \t]*[\w+-]+")
+
+
+def _close_unclosed(reply: str) -> str:
+    """``reply`` with a closing fence added where a block opens (a fence with a language,
+    which never closes one) inside an unclosed block: before the file-name line that precedes
+    the new block, if there is one. The 1.5B once left solution.py's block open, so its file
+    took in the name line and the fence of test_solution.py, and did not compile."""
+    out: list[str] = []
+    inside = False
+    for line in reply.split("\n"):
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            if not inside:
+                inside = True
+            elif _OPENER.match(stripped):
+                named = [i for i, kept in enumerate(out) if kept.strip()][-1:]
+                at = (named[0] if named and _name_in(out[named[0]]) is not None
+                      else len(out))
+                out.insert(at, "```")
+            else:
+                inside = False
+        out.append(line)
+    return "\n".join(out)
 
 
 def _name_in(line: str) -> str | None:

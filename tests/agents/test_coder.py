@@ -399,6 +399,24 @@ def test_file_blocks_name_files_from_the_line_before_a_comment_or_the_content() 
     assert files == {"kivu.py": "def g():\n    pass\n"}
 
 
+def test_file_blocks_close_a_block_left_open_before_the_next_file_opens() -> None:
+    """The 1.5B (accounts crew run) left solution.py's block open: without the repair the file
+    took in 'test_solution.py' and its fence, and did not compile."""
+    from agentos.agents.coder import file_blocks
+
+    reply = ("solution.py\n```python\ndef f():\n    return 1\n\n"
+             "test_solution.py\n```python\nfrom solution import f\n\n\ndef test_f():\n"
+             "    assert f() == 1\n```\n")
+    files, _ = file_blocks(reply)
+    assert files == {"solution.py": "def f():\n    return 1\n\n",
+                     "test_solution.py": "from solution import f\n\n\ndef test_f():\n"
+                                         "    assert f() == 1\n"}
+    # Without a name line the new block still ends the open one; a bare fence closes as before.
+    files, _ = file_blocks("```python\nX = 1\n```python\ndef test_x():\n    pass\n```\n"
+                           "```\nY = 2\n```\n")
+    assert files == {"solution.py": "X = 1\n", "test_solution.py": "def test_x():\n    pass\n"}
+
+
 def test_whole_format_flags_a_failing_expected_value_the_sources_never_state(
     kernel: Kernel,
 ) -> None:
