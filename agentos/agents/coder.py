@@ -28,7 +28,7 @@ the whole history; after a reply that repeated the files unchanged, the next pro
 files out and asks for them anew, sampled at temperature 1, and so it does after a change that
 failed no fewer of the sources' stated examples (below) than the best turn so far; turns that
 end on code worse than an earlier turn's restore that turn's files. With ``candidates`` above 1,
-a prompt without files gets up to that many replies, each tested, and the one failing the
+the first prompt and each asking anew get up to that many replies, each tested, and the one failing the
 fewest stated examples is kept (best of n, with the sources' examples as the check: a small
 model's single sample is often wrong where one of a few is right). Code in a Markdown block is
 what code models write best; inside a tool call's
@@ -702,11 +702,12 @@ class Coder(Agent):
             and its sources state, keep those the text bears out, and write them as a fixed
             test file (:data:`~agentos.agents.stated.EXAMPLES_FILE`) that the LLM's replies
             cannot change (see :mod:`agentos.agents.stated`). One more LLM call per visit.
-        candidates: in the ``"whole"`` format with stated examples, how many replies a prompt
-            without files (the first turn, or one asking for the files anew) gets at most:
+        candidates: in the ``"whole"`` format with stated examples, how many replies the first
+            prompt, or one asking for the files anew (not showing them), gets at most:
             each is written and tested in turn, sampling stops at a reply that passes every
             stated example, and the reply failing the fewest is kept (its files written back
-            when a later one was tried). Each reply is an LLM call; the turn counts once
+            when a later one was tried). Replies after the first are sampled at temperature
+            0.7 or more (under greedy decoding they would repeat the first). Each reply is an LLM call; the turn counts once
             against ``max_steps``.
 
     ``max_steps`` counts LLM turns over all rounds (default 30).
@@ -901,13 +902,14 @@ class Coder(Agent):
                 params = {"max_tokens": 1500, **self.llm_params}
                 if stuck:
                     params["temperature"] = max(1.0, float(params.get("temperature") or 0.0))
-                # A prompt without files (the first, or one asking anew) is answered by up to
-                # `candidates` replies; the one failing the fewest stated examples is kept.
-                fresh = fixed is not None and (stuck or not_better or turn == 0 and not files)
+                # The first prompt, or one asking anew, is answered by up to `candidates`
+                # replies; the one failing the fewest stated examples is kept.
+                fresh = fixed is not None and (stuck or not_better or turn == 0)
                 tries = self.candidates if fresh else 1
                 attempts: list[_Attempt] = []
-                for _ in range(tries):
-                    attempt = await self._attempt(kernel, run, model, system, prompt, params,
+                for number in range(tries):
+                    attempt = await self._attempt(kernel, run, model, system, prompt,
+                                                  _sampled(params) if number else params,
                                                   names, fixed, workspace, registry, steps)
                     attempts.append(attempt)
                     if attempt.blocks and (attempt.passed or fixed and not attempt.failing):
@@ -1370,6 +1372,19 @@ class _Attempt:
     passed: bool = False
     failing: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
+
+
+_CANDIDATE_TEMPERATURE = 0.7  # at least, for a prompt's replies after the first
+
+
+def _sampled(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` for a prompt's second and later replies: a temperature set below
+    :data:`_CANDIDATE_TEMPERATURE` (greedy decoding would repeat the first reply) is raised
+    to it."""
+    temperature = params.get("temperature")
+    if temperature is not None and float(temperature) < _CANDIDATE_TEMPERATURE:
+        return {**params, "temperature": _CANDIDATE_TEMPERATURE}
+    return dict(params)
 
 
 def _choose(attempts: Sequence[_Attempt]) -> _Attempt:

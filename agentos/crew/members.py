@@ -29,7 +29,7 @@ _SOURCES = 2  # chunks whose text the research hands on
 _SOURCE_CHARS = 1500  # of each such chunk
 _SUMMARY = "The researcher's summary (where it and the sources above differ, the sources are right):"
 _WHOLE_TURNS = 6  # LLM turns per visit of a local model's coder ("whole" files format)
-_CANDIDATES = 3  # replies to each of its prompts without files, the best on the stated examples
+_CANDIDATES = 3  # replies to its first prompt and each asking anew, the best on the stated examples
 
 
 @dataclass(slots=True)
@@ -160,8 +160,8 @@ def default_members(kernel: Kernel, model: str | None = None) -> dict[str, Membe
     LLM turns per visit on a ``local/`` model (small models write better code in Markdown blocks
     than in tool-call JSON), writing the examples the sources state as a fixed test file
     (``stated_examples=True``: a small model's own expected values are often wrong), and
-    taking the best of three replies on those examples for each prompt without files
-    (``candidates=3``); the reviewer is a plain agent.
+    taking the best of three replies on those examples for its first prompt and each one
+    asking for the files anew (``candidates=3``); the reviewer is a plain agent.
     """
     from agentos.agents.base import Agent
     from agentos.agents.coder import Coder

@@ -233,7 +233,7 @@ def test_a_turn_that_fails_no_fewer_stated_examples_is_written_anew_and_the_best
     assert "1 failed" in result.test_output  # the tests ran again on the restored files
 
 
-def test_a_prompt_without_files_gets_several_replies_and_the_one_failing_fewest_examples_is_kept(
+def test_the_first_prompt_gets_several_replies_and_the_one_failing_fewest_examples_is_kept(
     kernel: Kernel,
 ) -> None:
     """Best of n on the stated examples: three replies to the first prompt, each written and
@@ -271,3 +271,15 @@ def test_sampling_stops_at_a_reply_that_passes_every_stated_example(kernel: Kern
     assert "## The files now" in llm.calls[2][1]["content"]
     with pytest.raises(UserError, match="candidates must be at least 1"):
         Coder(edit_format="whole", candidates=0)
+
+
+def test_replies_after_the_first_are_sampled_not_greedy() -> None:
+    """Under greedy decoding (HumanEval runs at temperature 0) the second reply would repeat
+    the first, so later replies get temperature 0.7; a hotter setting or the model's default
+    stays as it is."""
+    from agentos.agents.coder import _sampled
+
+    assert _sampled({"temperature": 0.0, "max_tokens": 9}) == {"temperature": 0.7,
+                                                               "max_tokens": 9}
+    assert _sampled({"temperature": 1.0}) == {"temperature": 1.0}
+    assert _sampled({"max_tokens": 9}) == {"max_tokens": 9}
