@@ -7,14 +7,10 @@ from solution import kivu_days
 
 
 def test_stated_example_1():
-    assert kivu_days(1995) == 371
+    assert kivu_days(1) == 364
 
 def test_stated_example_2():
-    assert kivu_days(2000) == 371
+    assert kivu_days(5) == 371
 
 def test_stated_example_3():
-    assert kivu_days(2024) == 364
-
-def test_stated_example_4():
-    with pytest.raises(ValueError):
-        kivu_days(0)
+    assert kivu_days(7) == 371
