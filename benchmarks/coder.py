@@ -81,8 +81,14 @@ def program_from_reply(problem: dict[str, Any], reply: str) -> str:
 
 
 def hidden_check(problem: dict[str, Any], solution: str, workdir: Path) -> tuple[bool, str]:
-    """Run the problem's hidden tests against ``solution`` in the sandbox."""
-    program = f"{solution}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
+    """Run the problem's hidden tests against ``solution`` in the sandbox. The solution is
+    imported as the module ``solution``, as a user would, so its ``if __name__ ==
+    "__main__":`` block does not run (a small model's self-check there once failed a right
+    function)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "solution.py").write_text(solution)
+    program = (f"from solution import *\n\n{problem['test']}\n\n"
+               f"check({problem['entry_point']})\n")
     result = run_python_code(program, workdir, limits=CHECK_LIMITS, filename="check_hidden.py")
     return result.returncode == 0, (result.stderr or result.stdout)[-500:]
 
