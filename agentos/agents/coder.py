@@ -77,7 +77,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Coder", "CoderResult", "Disagreement", "Workspace", "add_missing_imports",
     "disagreements", "drop_copied_definitions", "drop_import_time_checks", "drop_self_imports", "expectation_notes", "file_blocks",
-    "raises_for_exception_asserts", "stated_failures",
+    "raises_for_exception_asserts", "stated_failed", "stated_failures",
 ]
 
 _MAX_FILE_BYTES = 1_000_000
@@ -912,7 +912,7 @@ class Coder(Agent):
                                                   _sampled(params) if number else params,
                                                   names, fixed, workspace, registry, steps)
                     attempts.append(attempt)
-                    if attempt.blocks and (attempt.passed or fixed and not attempt.failing):
+                    if attempt.blocks and (attempt.passed or fixed and not attempt.failed):
                         break
                 chosen = _choose(attempts)
                 written = [a for a in attempts if a.blocks]
@@ -941,11 +941,12 @@ class Coder(Agent):
                 # While a stated example fails, the code is wrong: no check of the LLM's own
                 # tests (the next prompt shows only the stated failures).
                 failing = stated_failures(workspace, fixed) if fixed else []
+                failed = stated_failed(workspace, fixed) if fixed else 0
                 focus = bool(failing)
                 if fixed:
-                    not_better = focus and fewest is not None and len(failing) >= fewest
-                    if fewest is None or len(failing) < fewest:
-                        fewest = len(failing)
+                    not_better = focus and fewest is not None and failed >= fewest
+                    if fewest is None or failed < fewest:
+                        fewest = failed
                         best = {p: t for p, t in workspace.files().items() if p != EXAMPLES_FILE}
                 if (self.arbitrate and not focus
                         and await self._arbitrate(kernel, run, model, task, workspace, registry,
@@ -964,7 +965,7 @@ class Coder(Agent):
                 error = (f"the tests still fail after max_steps={max_steps} LLM turns"
                          if status == "tests_failed" else
                          f"stopped after max_steps={max_steps} LLM turns")
-                if fewest is not None and len(failing) > fewest:
+                if fewest is not None and failed > fewest:
                     await self._restore(kernel, run, registry, workspace, best, steps)
                     error += (f"; the files are those of the turn that failed the fewest of the "
                               f"sources' examples ({fewest} of {len(fixed or ())})")
@@ -1019,7 +1020,8 @@ class Coder(Agent):
         self._notify(step)
         return _Attempt(content, step, blocks, notes, tests, _passed(workspace),
                         stated_failures(workspace, fixed) if fixed else [],
-                        {p: t for p, t in workspace.files().items() if p != EXAMPLES_FILE})
+                        {p: t for p, t in workspace.files().items() if p != EXAMPLES_FILE},
+                        stated_failed(workspace, fixed) if fixed else 0)
 
     async def _restore(self, kernel: Kernel, run: Run, registry: ToolRegistry,
                        workspace: Workspace, files: Mapping[str, str], steps: list[Step]) -> None:
@@ -1372,6 +1374,7 @@ class _Attempt:
     passed: bool = False
     failing: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
+    failed: int = 0  # stated examples failed (all of them when the code did not import)
 
 
 _CANDIDATE_TEMPERATURE = 0.7  # at least, for a prompt's replies after the first
@@ -1394,7 +1397,7 @@ def _choose(attempts: Sequence[_Attempt]) -> _Attempt:
     written = [a for a in attempts if a.blocks]
     if not written:
         return attempts[-1]
-    return min(written, key=lambda a: (len(a.failing), not a.passed))
+    return min(written, key=lambda a: (a.failed, not a.passed))
 
 
 def _prose(reply: str) -> str:
@@ -1472,6 +1475,18 @@ def stated_failures(workspace: Workspace, examples: Sequence[Example]) -> list[s
             got = f"raised {error.group(1)}" if error else "failed"
             lines.append(f"- `{example.call}` {got}; the sources say {example.expected!r}.")
     return list(dict.fromkeys(lines))
+
+
+def stated_failed(workspace: Workspace, examples: Sequence[Example]) -> int:
+    """How many of the stated ``examples`` the last test run failed: all of them when
+    :data:`EXAMPLES_FILE` could not be collected (the code did not import: a syntax error, a
+    missing function), else those :func:`stated_failures` reports. Code that does not import
+    reports no failing example, and so had counted as the best turn, and been written back."""
+    last = workspace.last_tests
+    if last is not None and re.search(rf"^ERROR {re.escape(EXAMPLES_FILE)}\b",
+                                      last.stdout + last.stderr, re.M):
+        return len(examples)
+    return len(stated_failures(workspace, examples))
 
 
 def expectation_notes(workspace: Workspace, task: str) -> list[str]:

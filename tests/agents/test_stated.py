@@ -283,3 +283,29 @@ def test_replies_after_the_first_are_sampled_not_greedy() -> None:
                                                                "max_tokens": 9}
     assert _sampled({"temperature": 1.0}) == {"temperature": 1.0}
     assert _sampled({"max_tokens": 9}) == {"max_tokens": 9}
+
+
+_BROKEN = "def kivu_days(year:\n    return 364\n"  # does not compile
+
+
+def test_code_that_does_not_import_fails_every_stated_example_and_is_never_the_best_turn(
+    kernel: Kernel,
+) -> None:
+    """Code that does not import reports no failing example in pytest's output (only a
+    collection error). It had counted as the best turn and been written back at the end
+    (HumanEval/6 ended on a file with an IndentationError); now it counts as failing all."""
+    always = "def kivu_days(year):\n    if year < 1:\n        raise ValueError(year)\n    return 364\n"
+    llm = ScriptedLLM(["kivu_days(1995) == 371\nkivu_days(1960) == 364\nkivu_days(2200) == 371",
+                       _files(_NO_40, _OWN_TESTS),     # fails 1960 only
+                       _files(_BROKEN, _OWN_TESTS),    # does not import
+                       _files(always, _OWN_TESTS)])    # fails 1995 and 2200
+    result = Coder(llm=llm, edit_format="whole", arbitrate=False, stated_examples=True,
+                   max_steps=3).run(f"{GOAL}\n\n{KIVU}", kernel=kernel)
+    assert result.files["solution.py"] == _NO_40
+    assert "(1 of 3)" in result.error
+    # Among a prompt's replies, one that does not import is not taken for a full pass.
+    llm = ScriptedLLM(["kivu_days(1995) == 371\nkivu_days(1960) == 364",
+                       _files(_BROKEN, _OWN_TESTS), _files(_NO_40, _OWN_TESTS)])
+    result = Coder(llm=llm, edit_format="whole", arbitrate=False, stated_examples=True,
+                   candidates=2, max_steps=1).run(f"{GOAL}\n\n{KIVU}", kernel=kernel)
+    assert len(llm.calls) == 3 and result.files["solution.py"] == _NO_40
