@@ -206,9 +206,9 @@ def main() -> None:
     parser.add_argument("--modes", default="bare,coder",
                         help="comma-separated: bare, coder (tool-calling Coder), whole (the "
                              "whole-file Coder with the docstring's stated examples as fixed "
-                             "tests), whole3 (the same taking the best of three replies "
-                             "on those examples for the first prompt and each asking anew, as the crew "
-                             "uses on local models)")
+                             "tests, as the crew uses on local models), whole3 (the same "
+                             "taking the best of three replies on those examples for the first "
+                             "prompt and each asking anew)")
     parser.add_argument("--max-steps", type=int, default=12, help="Coder LLM turns per problem")
     parser.add_argument("--max-tokens", type=int, default=768, help="per completion")
     parser.add_argument("--out", type=Path, default=None,

@@ -29,7 +29,6 @@ _SOURCES = 2  # chunks whose text the research hands on
 _SOURCE_CHARS = 1500  # of each such chunk
 _SUMMARY = "The researcher's summary (where it and the sources above differ, the sources are right):"
 _WHOLE_TURNS = 6  # LLM turns per visit of a local model's coder ("whole" files format)
-_CANDIDATES = 3  # replies to its first prompt and each asking anew, the best on the stated examples
 
 
 @dataclass(slots=True)
@@ -159,9 +158,8 @@ def default_members(kernel: Kernel, model: str | None = None) -> dict[str, Membe
     (workspace, bubblewrap sandbox, pytest), in the ``"whole"`` edit format with at most six
     LLM turns per visit on a ``local/`` model (small models write better code in Markdown blocks
     than in tool-call JSON), writing the examples the sources state as a fixed test file
-    (``stated_examples=True``: a small model's own expected values are often wrong), and
-    taking the best of three replies on those examples for its first prompt and each one
-    asking for the files anew (``candidates=3``); the reviewer is a plain agent.
+    (``stated_examples=True``: a small model's own expected values are often wrong); the
+    reviewer is a plain agent.
     """
     from agentos.agents.base import Agent
     from agentos.agents.coder import Coder
@@ -176,8 +174,8 @@ def default_members(kernel: Kernel, model: str | None = None) -> dict[str, Membe
     members["coder"] = CoderMember(Coder(
         "coder", llm=llm, kernel=kernel,
         instructions=f"If a fact you need is missing from the task and research, say '{FACTS_MISSING} <question>'.",
-        **({"edit_format": "whole", "max_steps": _WHOLE_TURNS, "stated_examples": True,
-            "candidates": _CANDIDATES} if local else {}),
+        **({"edit_format": "whole", "max_steps": _WHOLE_TURNS, "stated_examples": True}
+           if local else {}),
     ))
     members["reviewer"] = Agent(
         "reviewer", llm=llm, kernel=kernel,
