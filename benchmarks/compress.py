@@ -25,8 +25,15 @@ Each run adds its variants to ``benchmarks/results/compress.json`` (keyed by var
 variants can be run in pieces under the shared CPU lock; ``--table`` prints what is there and
 saves ``benchmarks/results/compress.png`` (accuracy against sparsity).
 
+``--llm`` runs the LLM part: the packaged Qwen2.5-Coder-0.5B (its GGUF, Q4_K_M, dequantized to
+float32 by transformers) pruned one-shot by magnitude and by Wanda, at 50 % unstructured and 2:4,
+and weight-only int8/int4 quantized, each scored by perplexity on held-out Python standard
+library source (:mod:`agentos.tools.compress.llm`: the evaluation files and the calibration
+files never overlap). Results go to the ``llm`` entry of the same JSON.
+
 Run:  python benchmarks/compress.py --only dense,mag50_oneshot      # some variants
       python benchmarks/compress.py --latency                       # time the exported variants
+      python benchmarks/compress.py --llm                           # the Qwen-0.5B perplexity table
       python benchmarks/compress.py --table
 """
 
@@ -150,6 +157,92 @@ def run_latency(rounds: int) -> None:
     _save(data)
 
 
+LLM_VARIANTS: dict[str, dict[str, Any]] = {
+    "dense": {},
+    "magnitude 50 %": {"prune": {"method": "magnitude", "pattern": "unstructured", "sparsity": 0.5}},
+    "wanda 50 %": {"prune": {"method": "wanda", "pattern": "unstructured", "sparsity": 0.5}},
+    "magnitude 2:4": {"prune": {"method": "magnitude", "pattern": "2:4", "sparsity": 0.5}},
+    "wanda 2:4": {"prune": {"method": "wanda", "pattern": "2:4", "sparsity": 0.5}},
+    "int8 weight-only": {"quantize": 8},
+    "int4 weight-only g64": {"quantize": 4},
+}
+
+
+def run_llm(model_name: str, seq_len: int, max_tokens: int, calib_samples: int, only: list[str] | None) -> None:
+    import torch
+    from rich.progress import Progress
+
+    from agentos.kernels.quant import quantize_weight_only
+    from agentos.runtime.llm.models import model_path
+    from agentos.tools.compress.llm import (calibration_batches, linear_weight_bytes, perplexity, prune_causal_lm,
+                                            stdlib_files, stdlib_text)
+    from agentos.tools.compress.prune import PruneSpec
+    from agentos.tools.long_context.model import load_gguf_model
+
+    torch.manual_seed(0)
+    path = model_path(model_name)
+    console.print(f"loading {path} (float32)")
+    model, tokenizer = load_gguf_model(path)
+    dense = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    text = stdlib_text("eval")
+    calib = calibration_batches(tokenizer, stdlib_text("calibration"), samples=calib_samples, seq_len=seq_len)
+    data = _load()
+    llm = data.get("llm", {}) if data.get("llm", {}).get("model") == model_name else {}
+    llm.update({"model": model_name, "gguf": path.name, "seq_len": seq_len, "max_tokens": max_tokens,
+                "calibration": {"samples": calib_samples, "seq_len": seq_len, "files": len(stdlib_files("calibration"))},
+                "eval_files": len(stdlib_files("eval")), "python": platform.python_version(), "threads": torch.get_num_threads(),
+                "command": f"python benchmarks/compress.py --llm --llm-model {model_name} --seq-len {seq_len} "
+                           f"--max-tokens {max_tokens} --calib-samples {calib_samples}"})
+    rows = llm.setdefault("variants", {})
+    for name, variant in LLM_VARIANTS.items():
+        if only and name not in only:
+            continue
+        model.load_state_dict(dense)
+        start = time.perf_counter()
+        entry: dict[str, Any] = {"variant": variant}
+        candidate = model
+        if "prune" in variant:
+            spec = PruneSpec(**variant["prune"])
+            candidate, report = prune_causal_lm(model, spec, calib if spec.method == "wanda" else None, inplace=True)
+            entry["sparsity"] = sum(report.values()) / len(report)
+        if "quantize" in variant:
+            candidate = quantize_weight_only(model, variant["quantize"], group_size=64, skip=("lm_head",))
+        entry["prepare_s"] = round(time.perf_counter() - start, 1)
+        entry["linear_weight_bytes"] = linear_weight_bytes(candidate)
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(f"{name}: perplexity", total=None)
+            start = time.perf_counter()
+            ppl = perplexity(candidate, tokenizer, text, seq_len=seq_len, max_tokens=max_tokens,
+                             progress=lambda done, total: bar.update(task, completed=done, total=total))
+        entry["eval_s"] = round(time.perf_counter() - start, 1)
+        entry.update({"perplexity": ppl.perplexity, "predicted_tokens": ppl.predicted, "windows": ppl.windows,
+                      "tokens_per_s": round(ppl.windows * ppl.seq_len / entry["eval_s"], 1)})
+        console.print(f"{name}: perplexity {ppl.perplexity:.3f} over {ppl.predicted} tokens, {entry['eval_s']} s")
+        rows[name] = entry
+        llm["load_avg"] = os.getloadavg()
+        data["llm"] = llm
+        _save(data)
+        del candidate
+
+
+def print_llm_table(data: dict[str, Any]) -> None:
+    llm = data.get("llm")
+    if not llm:
+        return
+    rows = llm["variants"]
+    dense = rows.get("dense")
+    table = Table("variant", "decoder-linear sparsity", "perplexity", "Δ vs dense", "linear weights MiB", "eval tokens/s", "prepare s",
+                  title=f"{llm['model']} ({llm['gguf']}, float32), perplexity on held-out stdlib source: {llm['eval_files']} files, "
+                        f"{next(iter(rows.values()))['predicted_tokens']} predicted tokens in windows of {llm['seq_len']}")
+    for name, r in rows.items():
+        delta = f"{r['perplexity'] - dense['perplexity']:+.3f}" if dense else "-"
+        table.add_row(name, f"{100 * r['sparsity']:.1f} %" if "sparsity" in r else "0 %", f"{r['perplexity']:.3f}", delta,
+                      f"{r['linear_weight_bytes'] / 2**20:.1f}", f"{r['tokens_per_s']:.0f}", f"{r['prepare_s']:.1f}")
+    console.print(table)
+    console.print(f"[dim]calibration (Wanda): {llm['calibration']}; Python {llm['python']}; {llm['threads']} threads; "
+                  f"command: {llm['command']}[/]")
+
+
 def _rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     latency = data.get("latency", {}).get("models", {})
@@ -168,6 +261,7 @@ def _rows(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 def print_table() -> None:
     data = _load()
+    print_llm_table(data)
     if not data["variants"]:
         sys.exit("no results yet: run with --only NAME first")
     rows = _rows(data)
@@ -219,7 +313,19 @@ def main() -> None:
     parser.add_argument("--latency", action="store_true", help="time the exported variants round-robin")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--table", action="store_true", help="print the table from the JSON")
+    parser.add_argument("--llm", action="store_true", help="prune and quantize the packaged Qwen2.5-Coder-0.5B, scored by perplexity")
+    parser.add_argument("--llm-model", default="qwen2.5-coder-0.5b", help="catalogue name of the GGUF model for --llm")
+    parser.add_argument("--llm-only", help=f"comma-separated LLM variants: {', '.join(LLM_VARIANTS)}")
+    parser.add_argument("--seq-len", type=int, default=512, help="perplexity window (tokens)")
+    parser.add_argument("--max-tokens", type=int, default=16_384, help="tokens of evaluation text scored")
+    parser.add_argument("--calib-samples", type=int, default=16, help="Wanda calibration windows of --seq-len tokens")
     args = parser.parse_args()
+    if args.llm:
+        llm_only = args.llm_only.split(",") if args.llm_only else None
+        unknown = [n for n in llm_only or [] if n not in LLM_VARIANTS]
+        if unknown:
+            sys.exit(f"unknown LLM variants {unknown}; choose from {', '.join(LLM_VARIANTS)}")
+        run_llm(args.llm_model, args.seq_len, args.max_tokens, args.calib_samples, llm_only)
     if args.only:
         names = args.only.split(",")
         unknown = [n for n in names if n not in VARIANTS]
@@ -228,7 +334,7 @@ def main() -> None:
         run_variants(names)
     if args.latency:
         run_latency(args.rounds)
-    if args.only or args.latency or args.table:
+    if args.only or args.latency or args.table or args.llm:
         print_table()
     else:
         parser.print_help()

@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentos.agents.base import Agent, AgentResult, Step, ToolOutcome
 from agentos.agents.stated import (
-    EXAMPLES_FILE, Example, examples_prompt, examples_test, parse_examples, stated,
+    EXAMPLES_FILE, Example, doctest_examples, examples_prompt, examples_test, parse_examples, stated,
     task_functions, trusted_text,
 )
 from agentos.errors import BudgetExceeded, Cancelled, ToolFailed, ToolRetry, UserError
@@ -940,8 +940,7 @@ class Coder(Agent):
                     notes.append("Repaired before the run: " + str(tests["repaired"]))
                 # While a stated example fails, the code is wrong: no check of the LLM's own
                 # tests (the next prompt shows only the stated failures).
-                failing = stated_failures(workspace, fixed) if fixed else []
-                failed = stated_failed(workspace, fixed) if fixed else 0
+                failing, failed = chosen.failing, chosen.failed  # counted after its test run
                 focus = bool(failing)
                 if fixed:
                     not_better = focus and fewest is not None and failed >= fewest
@@ -1041,15 +1040,19 @@ class Coder(Agent):
         self, kernel: Kernel, run: Run, model: str | LLM, task: str, workspace: Workspace,
         registry: ToolRegistry, names: Sequence[str], steps: list[Step],
     ) -> list[Example] | None:
-        """Ask for the examples the task states (one LLM call, recorded as a step), keep those
-        its trusted text bears out (:func:`~agentos.agents.stated.parse_examples`) and write them
-        to :data:`EXAMPLES_FILE` (a ``write_file`` syscall). The examples, or None when the
+        """Read the examples the task states and write them to :data:`EXAMPLES_FILE` (a
+        ``write_file`` syscall): its doctests where it has any
+        (:func:`~agentos.agents.stated.doctest_examples`), else those the LLM lists (one call,
+        recorded as a step) that its trusted text bears out
+        (:func:`~agentos.agents.stated.parse_examples`). The examples, or None when the
         task names no function or no example was kept. A revisit with the same sources reuses
         the examples without asking again."""
         functions = task_functions(task)
         if not functions:
             return None
         trusted = trusted_text(task)
+        if trusted not in self._examples and (doctests := doctest_examples(trusted, functions)):
+            self._examples[trusted] = doctests  # exactly as the text shows them: no LLM call
         if trusted not in self._examples:
             completion = await kernel.llm(
                 run, self.name, model,

@@ -12,6 +12,10 @@ caught where a sentence works the value out for other inputs (``A parcel of 3.2 
 costs 4.20 + 2 x 1.15 = EUR 6.50`` states 6.50 for 3.2 kg, not for 2, twice the 1.5B's
 reading), not elsewhere; two lines giving one call different outcomes are both dropped.
 
+Examples written as doctests (``>>> f(1)`` with the output on the next line, as in a stub's
+docstring) need no LLM: :func:`doctest_examples` reads them with the standard library's
+``doctest`` parser, so they are exactly what the text says.
+
 Pure functions: the Coder makes the LLM call and the ``write_file`` syscall.
 """
 
@@ -19,13 +23,14 @@ from __future__ import annotations
 
 import ast
 import builtins
+import doctest
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "EXAMPLES_FILE", "SOURCES_END", "SOURCES_HEADINGS", "Example", "example_lines", "examples_prompt",
+    "EXAMPLES_FILE", "SOURCES_END", "SOURCES_HEADINGS", "Example", "doctest_examples", "example_lines", "examples_prompt",
     "examples_test", "parse_examples", "stated", "task_functions", "trusted_text",
 ]
 
@@ -114,6 +119,38 @@ def parse_examples(reply: str, trusted: str, functions: Sequence[str]
     dropped += [f"{call}: given two different outcomes" for call in sorted(conflicting)]
     unique = list({e.line: e for e in kept if e.call not in conflicting}.values())
     return unique[:_MAX_EXAMPLES], dropped
+
+
+def doctest_examples(text: str, functions: Sequence[str]) -> list[Example]:
+    """The doctest examples of ``text`` that call one of ``functions`` with literal arguments
+    and show a literal output or a built-in exception (``Traceback ... ValueError: ...``).
+
+    Read by :class:`doctest.DocTestParser`; an example whose output is not a Python literal
+    (an object's repr, printed text, no output at all) is left out. Calls shown with two
+    different outcomes are dropped, as in :func:`parse_examples`."""
+    kept: list[Example] = []
+    for item in doctest.DocTestParser().get_examples(text):
+        try:
+            node = ast.parse(item.source.strip(), mode="eval").body
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in functions):
+                continue
+            for argument in [*node.args, *(k.value for k in node.keywords)]:
+                ast.literal_eval(argument)
+            if item.exc_msg is not None:
+                name = item.exc_msg.split(":", 1)[0].strip().rsplit(".", 1)[-1]
+                exception = getattr(builtins, name, None)
+                if isinstance(exception, type) and issubclass(exception, Exception):
+                    kept.append(Example(ast.unparse(node), node.func.id, None, name))
+                continue
+            kept.append(Example(ast.unparse(node), node.func.id, ast.literal_eval(item.want.strip())))
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+    outcomes: dict[str, set[str]] = {}
+    for example in kept:
+        outcomes.setdefault(example.call, set()).add(example.line)
+    unique = {e.line: e for e in kept if len(outcomes[e.call]) == 1}
+    return list(unique.values())[:_MAX_EXAMPLES]
 
 
 def examples_test(examples: Sequence[Example], module: str) -> str:

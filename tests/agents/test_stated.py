@@ -309,3 +309,62 @@ def test_code_that_does_not_import_fails_every_stated_example_and_is_never_the_b
     result = Coder(llm=llm, edit_format="whole", arbitrate=False, stated_examples=True,
                    candidates=2, max_steps=1).run(f"{GOAL}\n\n{KIVU}", kernel=kernel)
     assert len(llm.calls) == 3 and result.files["solution.py"] == _NO_40
+
+
+_STUB = '''def below_zero(operations: list[int]) -> bool:
+    """ Whether the balance falls below zero.
+    >>> below_zero([1, 2, 3])
+    False
+    >>> below_zero([1, 2, -4, 5])
+    True
+    >>> below_zero([])  # no operations
+    False
+    >>> below_zero(None)
+    Traceback (most recent call last):
+        ...
+    TypeError: 'NoneType' object is not iterable
+    >>> print(below_zero([1]))
+    False
+    >>> below_zero([-1]) or object()
+    True
+    """
+'''
+
+
+def test_doctests_are_read_as_stated_examples_without_the_llm() -> None:
+    from agentos.agents.stated import doctest_examples
+
+    examples = doctest_examples(_STUB, ["below_zero"])
+    assert [e.line for e in examples] == [
+        "below_zero([1, 2, 3]) == False", "below_zero([1, 2, -4, 5]) == True",
+        "below_zero([]) == False", "below_zero(None) raises TypeError"]
+    # a call shown with two outcomes says nothing; text without doctests gives none
+    assert doctest_examples(">>> f(1)\n2\n>>> f(1)\n3\n>>> f(2)\n4\n", ["f"]) == [
+        e for e in doctest_examples(">>> f(2)\n4\n", ["f"])]
+    assert doctest_examples(KIVU, ["kivu_days"]) == []
+
+
+_BELOW = ("def below_zero(operations):\n    balance = 0\n    for op in operations:\n"
+          "        balance += op\n        if balance < 0:\n            return True\n"
+          "    return False\n")
+_NEVER = "def below_zero(operations):\n    return sum(operations) < 0\n"
+_AGREEING = ("from solution import below_zero\n\n\ndef test_it():\n"
+             "    assert below_zero([1, 2, -4, 5]) is False\n")
+
+
+def test_a_stub_with_doctests_gets_them_as_fixed_tests_and_no_examples_call(kernel: Kernel) -> None:
+    """The code and its own test agree on a wrong value; the doctest `below_zero([1, 2, -4, 5])`
+    -> True fails them. The scripted LLM is never asked to list examples: every call is a
+    prompt for the files."""
+    llm = ScriptedLLM([_files(_NEVER, _AGREEING),
+                       _files(_BELOW, _AGREEING.replace("is False", "is True"))])
+    result = Coder(llm=llm, edit_format="whole", arbitrate=False, stated_examples=True,
+                   max_steps=4).run("Complete below_zero in solution.py.", kernel=kernel,
+                                    files={"solution.py": _STUB})
+    assert result.ok and result.tests_passed, result.test_output
+    assert result.files["solution.py"] == _BELOW
+    assert "below_zero([1, 2, -4, 5]) == True" in result.stated_examples
+    assert len(llm.calls) == 2
+    assert all("List every example" not in m["content"] for call in llm.calls for m in call)
+    assert "- `below_zero([1, 2, -4, 5])` returned False; the sources say True." in \
+        llm.calls[1][1]["content"]
