@@ -1,8 +1,36 @@
 from __future__ import annotations
 
+import importlib.machinery
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+# pytest puts the repository root on sys.path to import the `tests` package. There the
+# checkout's kernels/ and tools/ (installed as agentos.kernels and agentos.tools) would shadow
+# installed top-level packages of those names: transformers >= 5.25 imports Hugging Face's
+# `kernels`. This finder resolves the two names as if the root were not on sys.path.
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class _NotFromTheCheckout:
+    """A meta path finder for top-level ``kernels`` and ``tools`` that skips the repo root."""
+
+    names = ("kernels", "tools")
+
+    @classmethod
+    def find_spec(cls, name: str, path: object = None, target: object = None) -> object:
+        if name not in cls.names:
+            return None
+        elsewhere = [p for p in sys.path if Path(p or os.getcwd()).resolve() != ROOT]
+        spec = importlib.machinery.PathFinder.find_spec(name, elsewhere)
+        if spec is None:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return spec
+
+
+sys.meta_path.insert(0, _NotFromTheCheckout)  # type: ignore[arg-type]
 
 # Offline by construction: nothing in the test suite may reach a hub or a telemetry endpoint.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

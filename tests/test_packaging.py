@@ -99,3 +99,24 @@ def test_every_tool_entry_point_resolves_to_that_tool(name: str, target: str) ->
 def test_the_console_script_resolves() -> None:
     module, _, attribute = PYPROJECT["project"]["scripts"]["agentos"].partition(":")
     assert callable(getattr(importlib.import_module(module), attribute))
+
+
+@pytest.mark.parametrize("name", ["kernels", "tools"])
+def test_the_checkouts_folders_do_not_shadow_an_installed_top_level_package_under_pytest(
+        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest puts the repository root on sys.path (tests/ is a package); an installed
+    top-level package of the same name as kernels/ or tools/ (Hugging Face's `kernels`, which
+    transformers >= 5.25 imports) must still be the one imported (tests/conftest.py)."""
+    import sys
+
+    site = tmp_path / "site-packages"
+    (site / name).mkdir(parents=True)
+    (site / name / "__init__.py").write_text("WHO = 'installed'\n")
+    assert ROOT in [Path(p or ".").resolve() for p in sys.path]  # the root comes first...
+    monkeypatch.setattr(sys, "path", [*sys.path, str(site)])  # ...site-packages after it
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    assert importlib.import_module(name).WHO == "installed"
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(site)])
+    del sys.modules[name]
+    with pytest.raises(ModuleNotFoundError):  # nothing installed: not the checkout's either
+        importlib.import_module(name)
