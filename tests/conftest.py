@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import importlib.machinery
 import os
 import sys
 from pathlib import Path
@@ -10,27 +9,34 @@ import pytest
 # pytest puts the repository root on sys.path to import the `tests` package. There the
 # checkout's kernels/ and tools/ (installed as agentos.kernels and agentos.tools) would shadow
 # installed top-level packages of those names: transformers >= 5.25 imports Hugging Face's
-# `kernels`. This finder resolves the two names as if the root were not on sys.path.
+# `kernels`. The root's path entry finder therefore finds everything but those two.
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class _NotFromTheCheckout:
-    """A meta path finder for top-level ``kernels`` and ``tools`` that skips the repo root."""
+class _CheckoutFinder:
+    """The path entry finder of the repository root, blind to top-level kernels and tools."""
 
-    names = ("kernels", "tools")
+    hidden = ("kernels", "tools")
 
-    @classmethod
-    def find_spec(cls, name: str, path: object = None, target: object = None) -> object:
-        if name not in cls.names:
-            return None
-        elsewhere = [p for p in sys.path if Path(p or os.getcwd()).resolve() != ROOT]
-        spec = importlib.machinery.PathFinder.find_spec(name, elsewhere)
-        if spec is None:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return spec
+    def __init__(self, entry: str) -> None:
+        self._finder = next(f for f in (_try_hook(hook, entry) for hook in sys.path_hooks) if f)
+
+    def find_spec(self, name: str, target: object = None) -> object:
+        return None if name in self.hidden else self._finder.find_spec(name, target)
+
+    def invalidate_caches(self) -> None:
+        self._finder.invalidate_caches()
 
 
-sys.meta_path.insert(0, _NotFromTheCheckout)  # type: ignore[arg-type]
+def _try_hook(hook: object, entry: str) -> object:
+    try:
+        return hook(entry)  # type: ignore[operator]
+    except ImportError:
+        return None
+
+
+for _entry in {str(ROOT), *(p for p in sys.path if Path(p or os.getcwd()).resolve() == ROOT)}:
+    sys.path_importer_cache[_entry] = _CheckoutFinder(_entry)  # type: ignore[assignment]
 
 # Offline by construction: nothing in the test suite may reach a hub or a telemetry endpoint.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

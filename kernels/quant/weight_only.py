@@ -7,9 +7,12 @@ int4 with its scales). Symmetric quantization, no zero point:
 - int4: groups of ``group_size`` consecutive inputs per row; ``scale_og = max |W| / 7``,
   ``q`` in ``[-8, 7]``, stored as ``q + 8`` two per byte (even input in the low nibble).
 
-:class:`WeightOnlyInt8Linear` multiplies through ``torch.ops.aten._weight_int8pack_mm`` (PyTorch's
-CPU/CUDA int8-weight kernel) when this torch has it and the input is float32/bfloat16/float16,
-and otherwise dequantizes and calls ``F.linear``; the tests check both paths against each other.
+:class:`WeightOnlyInt8Linear` dequantizes and calls ``F.linear`` on the CPU, and multiplies
+through ``torch.ops.aten._weight_int8pack_mm`` (PyTorch's int8-weight kernel) on CUDA inputs or
+when asked (``use_int8pack=True``) and this torch has it; the tests check both paths against each
+other. On this project's 2-core CPU that kernel was slower than dequantizing at every batch
+size tried (a 4864x896 linear, torch 2.13: about 2x at 1 row, about 50x at 512 rows), so it is
+not the CPU default.
 :class:`WeightOnlyInt4Linear` dequantizes per call (it saves memory and disk, not time).
 
 Legend of dimension letters used in shape comments:
@@ -117,17 +120,20 @@ def dequantize_int4(packed: Tensor, scale: Tensor) -> Tensor:
 class WeightOnlyInt8Linear(nn.Module):
     """A linear layer whose weight is stored as int8 with one scale per output channel."""
 
-    def __init__(self, linear: nn.Linear, *, use_int8pack: bool = True) -> None:
+    def __init__(self, linear: nn.Linear, *, use_int8pack: bool | None = None) -> None:
+        """``use_int8pack``: None (default) uses the int8pack kernel for CUDA inputs only; True
+        for every float input; False never."""
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         q, scale = quantize_int8(linear.weight)
         self.register_buffer("qweight", q)
         self.register_buffer("scale", scale)
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
-        self.use_int8pack = use_int8pack and _HAS_INT8PACK
+        self.use_int8pack = use_int8pack if _HAS_INT8PACK else False
 
     def forward(self, x: Tensor) -> Tensor:  # [..., I] -> [..., O]
-        if self.use_int8pack and x.dtype in (torch.float32, torch.bfloat16, torch.float16):
+        int8pack = x.is_cuda if self.use_int8pack is None else self.use_int8pack
+        if int8pack and x.dtype in (torch.float32, torch.bfloat16, torch.float16):
             flat = x.reshape(-1, self.in_features)  # [N, I]
             y = torch.ops.aten._weight_int8pack_mm(flat, self.qweight, self.scale.to(x.dtype))
             y = y.reshape(*x.shape[:-1], self.out_features)

@@ -59,8 +59,11 @@ def test_int8_linear_kernel_path_equals_dequantized_path() -> None:
     torch.manual_seed(2)
     linear = nn.Linear(64, 32)
     x = torch.randn(5, 3, 64)
-    fast, plain = WeightOnlyInt8Linear(linear), WeightOnlyInt8Linear(linear, use_int8pack=False)
+    fast, plain = WeightOnlyInt8Linear(linear, use_int8pack=True), WeightOnlyInt8Linear(linear, use_int8pack=False)
+    assert fast.use_int8pack, "this torch has no _weight_int8pack_mm"
     torch.testing.assert_close(fast(x), plain(x), rtol=1e-4, atol=1e-4)
+    default = WeightOnlyInt8Linear(linear)  # the CPU default dequantizes
+    torch.testing.assert_close(default(x), plain(x), rtol=0, atol=0)
     torch.testing.assert_close(plain(x), linear(x), rtol=0.05, atol=0.05)
 
 
