@@ -228,6 +228,36 @@ def run_llm(model_name: str, seq_len: int, max_tokens: int, calib_samples: int, 
         data["llm"] = llm
         _save(data)
         del candidate
+    llm["int8_kernel_ms"] = time_int8_kernel()
+    data["llm"] = llm
+    _save(data)
+
+
+def time_int8_kernel(rounds: int = 5) -> dict[str, dict[str, float]]:
+    """Median ms of one 4864x896 linear (the 0.5B's MLP up projection) at 1, 16 and 512 rows:
+    float32, weight-only int8 dequantized per call, and PyTorch's ``_weight_int8pack_mm``."""
+    import torch
+
+    from agentos.kernels.quant import WeightOnlyInt8Linear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(896, 4864, bias=False)
+    ways = {"float32": linear, "int8, dequantized": WeightOnlyInt8Linear(linear, use_int8pack=False),
+            "int8, _weight_int8pack_mm": WeightOnlyInt8Linear(linear, use_int8pack=True)}
+    out: dict[str, dict[str, float]] = {}
+    with torch.inference_mode():
+        for rows in (1, 16, 512):
+            x = torch.randn(rows, 896)
+            out[str(rows)] = {}
+            for name, module in ways.items():
+                module(x)
+                times = []
+                for _ in range(rounds):
+                    start = time.perf_counter()
+                    module(x)
+                    times.append(time.perf_counter() - start)
+                out[str(rows)][name] = round(1e3 * statistics.median(times), 3)
+    return out
 
 
 def print_llm_table(data: dict[str, Any]) -> None:
@@ -246,6 +276,13 @@ def print_llm_table(data: dict[str, Any]) -> None:
     console.print(table)
     console.print(f"[dim]calibration (Wanda): {llm['calibration']}; Python {llm['python']}; {llm['threads']} threads; "
                   f"command: {llm['command']}[/]")
+    kernel = llm.get("int8_kernel_ms")
+    if kernel:
+        ways = list(next(iter(kernel.values())))
+        table = Table("rows", *ways, title="one 4864x896 linear, median ms")
+        for rows, times in kernel.items():
+            table.add_row(rows, *(f"{times[w]:.2f}" for w in ways))
+        console.print(table)
 
 
 def _rows(data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -11,8 +11,8 @@ int4 with its scales). Symmetric quantization, no zero point:
 through ``torch.ops.aten._weight_int8pack_mm`` (PyTorch's int8-weight kernel) on CUDA inputs or
 when asked (``use_int8pack=True``) and this torch has it; the tests check both paths against each
 other. On this project's 2-core CPU that kernel was slower than dequantizing at every batch
-size tried (a 4864x896 linear, torch 2.13: about 2x at 1 row, about 50x at 512 rows), so it is
-not the CPU default.
+size tried (``benchmarks/compress.py --llm`` times both on a 4864x896 linear), so it is not the
+CPU default.
 :class:`WeightOnlyInt4Linear` dequantizes per call (it saves memory and disk, not time).
 
 Legend of dimension letters used in shape comments:
