@@ -76,6 +76,9 @@ def compress_command(
     table.add_row("parameters", f"{report.parameters:,}")
     table.add_row("latency per batch dense / compressed / quantized",
                   f"{ms(report.latency_dense)} / {ms(report.latency)} / {ms(report.latency_quantized)}")
+    for name, energy in report.energy.items():
+        table.add_row(f"energy of the {name} accuracy pass", f"{energy['mj_per_example']:.2f} mJ per example "
+                      f"({energy['method'].split(';')[0]})")
     for name, size in report.sizes.items():
         table.add_row(f"size {name}", f"{size / 2**20:.1f} MiB")
     if report.export_dir:

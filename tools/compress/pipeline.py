@@ -2,7 +2,8 @@
 
 :func:`compress` runs one :class:`~agentos.tools.compress.recipe.Recipe` and returns a
 :class:`CompressReport` (accuracy of the dense teacher and of the result, measured sparsity per
-layer, size of every exported weight file, CPU latency per batch, seconds per stage).
+layer, size of every exported weight file, CPU latency per batch, the energy of each accuracy
+pass from :class:`~agentos.kernels.energy.EnergyMeter` with its method, seconds per stage).
 :func:`sentiment_classifier` gives the fine-tuned float32 MiniLM sentiment classifier other code
 can call (fine-tuned once and cached under the agentos data dir).
 """
@@ -50,6 +51,9 @@ class CompressReport:
     latency: dict[str, float] = field(default_factory=dict)
     latency_quantized: dict[str, float] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    #: per evaluated model (``dense``, ``compressed``, ``quantized``): the accuracy pass's
+    #: ``joules``, ``mj_per_example`` and ``method`` (``modelled`` where no counter can be read)
+    energy: dict[str, dict[str, Any]] = field(default_factory=dict)
     export_dir: str | None = None
     recipe: dict[str, Any] = field(default_factory=dict)
 
@@ -122,6 +126,19 @@ def _parameters(model: nn.Module) -> int:
     return sum(t.numel() for t in model.state_dict().values() if hasattr(t, "numel"))
 
 
+def _metered(report: CompressReport, key: str, examples: int, evaluate: Any) -> Any:
+    """``evaluate()`` inside an energy window; its joules go to ``report.energy[key]``."""
+    from agentos.kernels.energy import EnergyMeter
+
+    meter = EnergyMeter("auto")
+    with meter as window:
+        result = evaluate()
+    reading = window.reading
+    report.energy[key] = {"joules": reading.joules, "mj_per_example": 1e3 * reading.joules / max(examples, 1),
+                          "seconds": reading.seconds, "method": reading.energy.method}
+    return result
+
+
 def compress(recipe: Recipe, *, progress: bool = True, log: Any = None) -> CompressReport:
     """Run ``recipe``; writes the export directory (with ``report.json``) when it names one.
 
@@ -180,7 +197,8 @@ def compress(recipe: Recipe, *, progress: bool = True, log: Any = None) -> Compr
         say(f"fine-tuned {len(losses)} steps, last loss {losses[-1]:.3f}")
     model.eval()
     if recipe.evaluate.dense_baseline:
-        report.accuracy_dense = accuracy(model, tokenizer, evaluation, max_len=max_len, progress=progress, desc="dense")
+        report.accuracy_dense = _metered(report, "dense", len(evaluation), lambda: accuracy(
+            model, tokenizer, evaluation, max_len=max_len, progress=progress, desc="dense"))
         report.latency_dense = latency(model, tokenizer, evaluation, batch_size=recipe.evaluate.latency_batch,
                                        max_len=max_len, repeats=recipe.evaluate.latency_repeats)
         stage("evaluate_dense")
@@ -222,7 +240,8 @@ def compress(recipe: Recipe, *, progress: bool = True, log: Any = None) -> Compr
         del teacher
     student.eval()
     report.parameters = _parameters(student)
-    report.accuracy = accuracy(student, tokenizer, evaluation, max_len=max_len, progress=progress, desc="evaluate")
+    report.accuracy = _metered(report, "compressed", len(evaluation), lambda: accuracy(
+        student, tokenizer, evaluation, max_len=max_len, progress=progress, desc="evaluate"))
     report.latency = latency(student, tokenizer, evaluation, batch_size=recipe.evaluate.latency_batch, max_len=max_len,
                              repeats=recipe.evaluate.latency_repeats)
     stage("evaluate")
@@ -233,7 +252,8 @@ def compress(recipe: Recipe, *, progress: bool = True, log: Any = None) -> Compr
             quantized = quantize_dynamic_int8(student)
         else:
             quantized = quantize_weight_only(student, 8 if recipe.quantize == "int8_weight" else 4, skip=("classifier",))
-        report.accuracy_quantized = accuracy(quantized, tokenizer, evaluation, max_len=max_len, progress=progress, desc="quantized")
+        report.accuracy_quantized = _metered(report, "quantized", len(evaluation), lambda: accuracy(
+            quantized, tokenizer, evaluation, max_len=max_len, progress=progress, desc="quantized"))
         report.latency_quantized = latency(quantized, tokenizer, evaluation, batch_size=recipe.evaluate.latency_batch,
                                            max_len=max_len, repeats=recipe.evaluate.latency_repeats)
         stage("quantize")

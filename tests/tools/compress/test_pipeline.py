@@ -118,6 +118,9 @@ def test_cli_compress_runs_a_recipe_and_reports_errors(tiny_dir: Path, slice_pat
     result = runner.invoke(app, ["compress", str(path), "--no-progress", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["sparsity"] == pytest.approx(0.5)
+    table = runner.invoke(app, ["compress", str(path), "--no-progress"], env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "energy of the compressed accuracy pass" in table.stdout
+    assert "mJ per example" in table.stdout
     bad = runner.invoke(app, ["compress", str(tmp_path / "nope.yaml")])
     assert bad.exit_code != 0 and "no recipe file" in str(bad.exception)
 
@@ -143,6 +146,16 @@ def test_weight_only_int8_is_evaluated_and_exported_smaller(tiny_dir: Path, slic
                               evaluate={"dense_baseline": False, "latency_repeats": 1, "latency_batch": 2}), progress=False)
     assert report.accuracy_quantized is not None and abs(report.accuracy_quantized - report.accuracy) <= 0.1
     assert (out / "model_int8_weight.pt").stat().st_size == report.sizes["model_int8_weight.pt"]
+
+
+def test_the_report_carries_the_energy_of_each_accuracy_pass_with_its_method(tiny_dir: Path, slice_path: Path, tmp_path: Path) -> None:
+    report = compress(_recipe(tiny_dir, slice_path, tmp_path / "e", prune=None, recover=None, quantize="int8_dynamic",
+                              evaluate={"dense_baseline": True, "latency_repeats": 1, "latency_batch": 2}), progress=False)
+    assert set(report.energy) == {"dense", "compressed", "quantized"}
+    for entry in report.energy.values():
+        assert entry["joules"] > 0 and entry["seconds"] > 0 and entry["method"]
+        assert entry["mj_per_example"] == pytest.approx(1e3 * entry["joules"] / report.eval_examples)
+    assert json.loads((tmp_path / "e" / "report.json").read_text())["energy"] == report.energy
 
 
 def test_sentiment_classifier_without_a_cache_says_how_to_make_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
