@@ -510,14 +510,25 @@ def _quoted_lines(claim: str, refs: Sequence[tuple[str, int]], labels: Mapping[s
     return citations
 
 
+_PLACEHOLDER = "the answer: every rule, format, number and example the sources give for it"
+
+
+def _copied_placeholder(answer: str) -> bool:
+    """Whether ``answer`` is a ``<...>`` placeholder or a copy of (part of) the answer
+    placeholder of :data:`_ANSWER`, with or without its brackets and case."""
+    words = re.sub(r"[^a-z0-9 ]+", " ", answer.lower()).split()
+    return bool(re.fullmatch(r"<[^<>]*>", answer)) or (
+        len(words) >= 3 and " ".join(words) in " ".join(re.sub(r"[^a-z0-9 ]+", " ", _PLACEHOLDER).split()))
+
+
 def _parse_answer(
     reply: str, labels: Mapping[str, str], lines: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[str, list[Citation], str | None]:
     """(answer, citations, error) from the LLM's JSON reply. A claim that names line ids
     (``S1.3``) cites those lines' text (see :func:`_quoted_lines`); else its ``quote`` is taken
     as given, and its ``source`` label ``S3`` becomes its chunk id (anything else is kept as the
-    chunk id it names). An answer that is the prompt's ``<...>`` placeholder, copied, becomes
-    the claims' text."""
+    chunk id it names). An answer that is the prompt's ``<...>`` placeholder, copied (whole, or
+    its words without the brackets), becomes the claims' text."""
     data = _json_value(reply, "{")
     if not isinstance(data, dict) or not isinstance(data.get("answer"), str):
         return (reply or "").strip(), [], "the reply was not the JSON object asked for"
@@ -533,6 +544,6 @@ def _parse_answer(
         ref = str(claim.get("source") or claim.get("chunk_id") or "").strip().strip("[]")
         citations.append(Citation(text, labels.get(ref, ref), str(claim.get("quote") or "")))
     answer = data["answer"].strip()
-    if re.fullmatch(r"<[^<>]*>", answer):  # the prompt's placeholder, copied (the 1.5B does)
+    if _copied_placeholder(answer):  # the prompt's placeholder, copied (the 1.5B does)
         answer = " ".join(dict.fromkeys(c.claim.strip() for c in citations if c.claim.strip()))
     return answer, citations, None

@@ -303,14 +303,25 @@ def test_relevance_outside_zero_to_one_is_refused() -> None:
         Researcher(llm=ScriptedLLM([]), relevance=1.5)
 
 
-def test_an_answer_copied_from_the_prompts_placeholder_becomes_the_claims(kernel: Kernel) -> None:
-    # The 1.5B replied with the template's "<the answer: ...>" and real claims (kivu run).
+@pytest.mark.parametrize("copied", [
+    "<the answer: every rule, format, number and example the sources give for it>",  # kivu run
+    "Every rule, format, number and example the sources give for it",  # memory benchmark run
+])
+def test_an_answer_copied_from_the_prompts_placeholder_becomes_the_claims(kernel: Kernel, copied: str) -> None:
+    # The 1.5B replied with the template's answer placeholder and real claims.
     def answer(messages, tools):  # type: ignore[no-untyped-def]
         line = _line_id(messages, "45 days")
-        return _reply("<the answer: every rule, format, number and example the sources give for it>",
-                      [{"claim": "Snapshots are kept 45 days.", "lines": [line]}])
+        return _reply(copied, [{"claim": "Snapshots are kept 45 days.", "lines": [line]}])
 
     report = Researcher(llm=FunctionLLM(answer), kernel=kernel, namespaces=["global"],
                         max_subquestions=0).run("How long are snapshots kept?")
     assert report.status == "succeeded"
     assert report.answer == "Snapshots are kept 45 days."
+
+
+def test_an_answer_that_only_shares_words_with_the_placeholder_is_kept() -> None:
+    from agentos.agents.researcher import _copied_placeholder
+
+    assert not _copied_placeholder("Every rule in the sources says snapshots are kept 45 days.")
+    assert not _copied_placeholder("For it")  # too short to tell
+    assert _copied_placeholder("every rule, format, number and example")
