@@ -1041,8 +1041,8 @@ class Coder(Agent):
         registry: ToolRegistry, names: Sequence[str], steps: list[Step],
     ) -> list[Example] | None:
         """Read the examples the task states and write them to :data:`EXAMPLES_FILE` (a
-        ``write_file`` syscall): its doctests where it has any
-        (:func:`~agentos.agents.stated.written_examples`), else those the LLM lists (one call,
+        ``write_file`` syscall): those it writes out as code (doctests, ``f(x) ➞ v`` lines:
+        :func:`~agentos.agents.stated.written_examples`) where it has any, else those the LLM lists (one call,
         recorded as a step) that its trusted text bears out
         (:func:`~agentos.agents.stated.parse_examples`). The examples, or None when the
         task names no function or no example was kept. A revisit with the same sources reuses
@@ -1051,8 +1051,8 @@ class Coder(Agent):
         if not functions:
             return None
         trusted = trusted_text(task)
-        if trusted not in self._examples and (doctests := written_examples(trusted, functions)):
-            self._examples[trusted] = doctests  # exactly as the text shows them: no LLM call
+        if trusted not in self._examples and (written := written_examples(trusted, functions)):
+            self._examples[trusted] = written  # exactly as the text shows them: no LLM call
         if trusted not in self._examples:
             completion = await kernel.llm(
                 run, self.name, model,

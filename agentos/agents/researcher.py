@@ -152,13 +152,14 @@ _PLAN = (
     "Split this question into at most {n} short search queries that together cover what must "
     "be looked up. Reply with only a JSON list of strings.\n\nQuestion: {question}"
 )
+_PLACEHOLDER = "the answer: every rule, format, number and example the sources give for it"
 _ANSWER = (
     "Answer the question using only the sources below. Every source line starts with its id "
     "(S1.3 is line 3 of source S1).\n\nQuestion: {question}\n\n"
     "Sources:\n{sources}\n\n"
     "Reply with only a JSON object, no other text:\n"
-    '{{"answer": "<the answer: every rule, format, number and example the sources give for '
-    'it>", "claims": [{{"claim": "<one fact the answer states>", "lines": ["<the id of a line '
+    '{{"answer": "<' + _PLACEHOLDER + '>", '
+    '"claims": [{{"claim": "<one fact the answer states>", "lines": ["<the id of a line '
     'that states it, e.g. S1.3>"]}}]}}\n'
     "Give one to four claims. Every fact in the answer must be a claim that names the lines "
     "stating it."
@@ -510,15 +511,16 @@ def _quoted_lines(claim: str, refs: Sequence[tuple[str, int]], labels: Mapping[s
     return citations
 
 
-_PLACEHOLDER = "the answer: every rule, format, number and example the sources give for it"
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9 ]+", " ", text.lower()).split())
 
 
 def _copied_placeholder(answer: str) -> bool:
     """Whether ``answer`` is a ``<...>`` placeholder or a copy of (part of) the answer
     placeholder of :data:`_ANSWER`, with or without its brackets and case."""
-    words = re.sub(r"[^a-z0-9 ]+", " ", answer.lower()).split()
+    words = _words(answer)
     return bool(re.fullmatch(r"<[^<>]*>", answer)) or (
-        len(words) >= 3 and " ".join(words) in " ".join(re.sub(r"[^a-z0-9 ]+", " ", _PLACEHOLDER).split()))
+        len(words.split()) >= 3 and words in _words(_PLACEHOLDER))
 
 
 def _parse_answer(

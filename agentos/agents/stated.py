@@ -113,13 +113,20 @@ def parse_examples(reply: str, trusted: str, functions: Sequence[str]
                 dropped.append(f"{raw}: {why}")
             continue
         kept.append(example)
+    unique, conflicting = _one_outcome_each(kept)
+    dropped += [f"{call}: given two different outcomes" for call in conflicting]
+    return unique, dropped
+
+
+def _one_outcome_each(kept: Sequence[Example]) -> tuple[list[Example], list[str]]:
+    """``kept`` without repeats and without the calls given two different outcomes (at most
+    :data:`_MAX_EXAMPLES`), and those calls, sorted."""
     outcomes: dict[str, set[str]] = {}
     for example in kept:
         outcomes.setdefault(example.call, set()).add(example.line)
-    conflicting = {call for call, lines in outcomes.items() if len(lines) > 1}
-    dropped += [f"{call}: given two different outcomes" for call in sorted(conflicting)]
+    conflicting = sorted(call for call, lines in outcomes.items() if len(lines) > 1)
     unique = list({e.line: e for e in kept if e.call not in conflicting}.values())
-    return unique[:_MAX_EXAMPLES], dropped
+    return unique[:_MAX_EXAMPLES], conflicting
 
 
 _ARROW = re.compile(r"^\s*(?P<call>[A-Za-z_]\w*\(.*\))\s*(?:==>|=>|➞|→|->|==|returns|should return)"
@@ -135,8 +142,8 @@ def written_examples(text: str, functions: Sequence[str]) -> list[Example]:
     bare ``=``: ``tri(1) = 3`` is how a text defines a sequence, not what ``tri`` returns).
 
     The arguments must be literals, and so must the result (an object's repr, printed text or
-    no output is left out), of the return type the text annotates, if any. Calls shown with two different outcomes are dropped, as in
-    :func:`parse_examples`."""
+    no output is left out), of the return type the text annotates, if any. Calls shown with
+    two different outcomes are dropped, as in :func:`parse_examples`."""
     kept: list[Example] = []
     for item in doctest.DocTestParser().get_examples(text):
         # a docstring's closing quotes on the line after the output belong to the code
@@ -147,11 +154,7 @@ def written_examples(text: str, functions: Sequence[str]) -> list[Example]:
         if match and not line.lstrip().startswith(">>>"):
             value = re.split(r"\s+#", match["value"], maxsplit=1)[0].rstrip(" .,;")
             kept += _written(match["call"], value, None, functions, text)
-    outcomes: dict[str, set[str]] = {}
-    for example in kept:
-        outcomes.setdefault(example.call, set()).add(example.line)
-    unique = {e.line: e for e in kept if len(outcomes[e.call]) == 1}
-    return list(unique.values())[:_MAX_EXAMPLES]
+    return _one_outcome_each(kept)[0]
 
 
 def _written(source: str, want: str, exc_msg: str | None, functions: Sequence[str], text: str
